@@ -1,0 +1,86 @@
+//! Errors of the data layer: every variant names the problem and where it is.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{place}: malformed JSON: {message}")]
+    Json { place: String, message: String },
+
+    #[error("{place}: malformed CSV: {message}")]
+    Csv { place: String, message: String },
+
+    #[error("{place}: cannot read Parquet: {message}")]
+    Parquet { place: String, message: String },
+
+    #[error("{place}: missing {what} `{name}`")]
+    Missing {
+        place: String,
+        what: &'static str,
+        name: String,
+    },
+
+    #[error("{place}: `correct` is NULL; every response must be 0 or 1")]
+    NullCorrect { place: String },
+
+    #[error("{place}: `correct` must be 0 or 1 (or true/false), found {value}")]
+    BadCorrect { place: String, value: String },
+
+    #[error("{place}: `{column}` is NULL or empty")]
+    NullKey { place: String, column: &'static str },
+
+    #[error(
+        "duplicate response for model `{model_id}`, benchmark `{benchmark}`, item `{item_id}` \
+         (first at {first}, again at {second}); pass the option on_duplicate = \
+         'first' | 'last' | 'any' | 'all' to combine duplicates"
+    )]
+    Duplicate {
+        model_id: String,
+        benchmark: String,
+        item_id: String,
+        first: String,
+        second: String,
+    },
+
+    #[error("{place}: no responses found (empty source)")]
+    Empty { place: String },
+
+    #[error("unknown option `{key}` for {context}; known options: {known}")]
+    UnknownOption {
+        key: String,
+        context: String,
+        known: String,
+    },
+
+    #[error("option `{key}`: {message}")]
+    BadOption { key: String, message: String },
+
+    #[error("{place}: {message}")]
+    Invalid { place: String, message: String },
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+impl DataError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn invalid(place: impl Into<String>, message: impl Into<String>) -> Self {
+        DataError::Invalid {
+            place: place.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! File plumbing shared by the readers and writers: finding inputs, opening Parquet with
+//! named columns, and writing outputs atomically (a temporary file renamed into place, so a
+//! failed or interrupted write never leaves a half-written file behind).
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::error::{DataError, Result};
+
+/// `root` itself when it is a file; otherwise every file below it (recursively) whose name
+/// ends in `.ext`, sorted. No match is an "empty source" error.
+pub fn files_with_extension(root: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let meta = fs::metadata(root).map_err(|e| DataError::io(root, e))?;
+    if meta.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
+            let path = entry.map_err(|e| DataError::io(&dir, e))?.path();
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(DataError::Empty {
+            place: format!("{} (no *.{ext} files)", root.display()),
+        });
+    }
+    Ok(found)
+}
+
+/// Opens a Parquet file reading only the named columns, in the order asked for.
+/// A missing column is an error that names the file and lists the columns present.
+pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
+    let place = path.display().to_string();
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+        place: place.clone(),
+        message: e.to_string(),
+    })?;
+    let schema = builder.schema().clone();
+    let mut indices = Vec::with_capacity(columns.len());
+    for name in columns {
+        match schema.index_of(name) {
+            Ok(i) => indices.push(i),
+            Err(_) => {
+                let present: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(DataError::invalid(
+                    &place,
+                    format!("missing column `{name}` (columns present: {})", present.join(", ")),
+                ));
+            }
+        }
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| DataError::Parquet { place: place.clone(), message: e.to_string() })?;
+    // The reader yields projected columns in file order; remember how to reorder them.
+    let mut sorted = indices.clone();
+    sorted.sort_unstable();
+    let order = indices
+        .iter()
+        .map(|i| sorted.iter().position(|s| s == i).expect("index present"))
+        .collect();
+    Ok(ProjectedBatches { reader, order, place })
+}
+
+/// Column names of a Parquet file, without reading its data.
+pub fn parquet_columns(path: &Path) -> Result<Vec<String>> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+        place: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
+}
+
+/// Batches of a projected Parquet read, columns in the order they were asked for.
+pub struct ProjectedBatches {
+    reader: ParquetRecordBatchReader,
+    order: Vec<usize>,
+    place: String,
+}
+
+impl Iterator for ProjectedBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = match self.reader.next()? {
+            Ok(b) => b,
+            Err(e) => {
+                return Some(Err(DataError::Parquet { place: self.place.clone(), message: e.to_string() }))
+            }
+        };
+        Some(batch.project(&self.order).map_err(|e| DataError::Parquet {
+            place: self.place.clone(),
+            message: e.to_string(),
+        }))
+    }
+}
+
+/// Writes a file through a temporary sibling and renames it into place; on any error the
+/// temporary is removed and an existing file at `path` is left untouched.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| DataError::invalid(path.display().to_string(), "not a file path"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
+        let mut out = BufWriter::new(file);
+        write(&mut out)?;
+        out.flush().map_err(|e| DataError::io(&tmp, e))?;
+        out.get_ref().sync_all().map_err(|e| DataError::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes record batches as one zstd-compressed Parquet file, atomically.
+pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| DataError::Empty { place: format!("{} (nothing to write)", path.display()) })?;
+    let place = path.display().to_string();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .build();
+    write_atomically(path, |out| {
+        let perr = |e: parquet::errors::ParquetError| DataError::Parquet { place: place.clone(), message: e.to_string() };
+        let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props)).map_err(perr)?;
+        for batch in batches {
+            writer.write(batch).map_err(perr)?;
+        }
+        writer.close().map_err(perr)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_leaves_existing_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        fs::write(&path, "old").unwrap();
+        let err = write_atomically(&path, |w| {
+            w.write_all(b"half").unwrap();
+            Err(DataError::invalid("test", "boom"))
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temporary removed");
+    }
+}

@@ -1,0 +1,224 @@
+//! Source formats and the options each one accepts.
+//!
+//! Options arrive as a JSON object (from SQL) or as command-line flags; unknown keys and keys
+//! that do not apply to the chosen format are errors, never silently ignored.
+
+use super::error::{DataError, Result};
+use super::responses::DuplicatePolicy;
+
+/// The formats `read_responses` and `crossdiff ingest` understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// lm-eval-harness per-sample logs, `samples_<task>_<timestamp>.jsonl`.
+    LmEval,
+    /// The same per-sample records stored as Parquet.
+    LmEvalParquet,
+    /// The canonical long table (or any long table, with column options) as Parquet.
+    Parquet,
+    /// The canonical long table as CSV with a header.
+    Csv,
+    /// One row per model, one column per item, as CSV.
+    WideCsv,
+    /// One row per model, one column per item, as Parquet.
+    WideParquet,
+    /// py-irt jsonlines: `{"subject_id": ..., "responses": {"item": 0 or 1}}`.
+    PyIrt,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::LmEval,
+        Format::LmEvalParquet,
+        Format::Parquet,
+        Format::Csv,
+        Format::WideCsv,
+        Format::WideParquet,
+        Format::PyIrt,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::LmEval => "lm_eval",
+            Format::LmEvalParquet => "lm_eval_parquet",
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+            Format::WideCsv => "wide_csv",
+            Format::WideParquet => "wide_parquet",
+            Format::PyIrt => "pyirt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Format> {
+        let lower = s.trim().to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == lower)
+            .ok_or_else(|| DataError::BadOption {
+                key: "format".into(),
+                message: format!("unknown format {s:?}; expected one of {}", Self::names()),
+            })
+    }
+
+    pub fn names() -> String {
+        Format::ALL
+            .iter()
+            .map(|f| format!("'{}'", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// File extension searched for when the path is a folder.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::LmEval | Format::PyIrt => "jsonl",
+            Format::LmEvalParquet | Format::Parquet | Format::WideParquet => "parquet",
+            Format::Csv | Format::WideCsv => "csv",
+        }
+    }
+
+    /// Option keys that apply to this format.
+    pub fn known_options(self) -> &'static [&'static str] {
+        match self {
+            Format::LmEval | Format::LmEvalParquet => {
+                &["metric", "filter", "model_id", "benchmark", "on_duplicate"]
+            }
+            Format::Parquet | Format::Csv => &[
+                "model_column",
+                "benchmark_column",
+                "item_column",
+                "correct_column",
+                "benchmark",
+                "on_duplicate",
+            ],
+            Format::WideCsv | Format::WideParquet => {
+                &["model_column", "benchmark", "on_duplicate"]
+            }
+            Format::PyIrt => &["benchmark", "on_duplicate"],
+        }
+    }
+}
+
+/// Options of one ingest; `None` means "use the format's default".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestOptions {
+    /// lm-eval metric whose value means "correct" (default `acc`); a comma-separated list
+    /// takes the first metric each record has.
+    pub metric: Option<String>,
+    /// lm-eval filter to keep (`strict-match`, `flexible-extract`): tasks with several answer
+    /// filters log one record per filter and document.
+    pub filter: Option<String>,
+    /// Model id for every row (lm-eval files of one model).
+    pub model_id: Option<String>,
+    /// Benchmark name for every row (otherwise taken from the file name or a column).
+    pub benchmark: Option<String>,
+    pub model_column: Option<String>,
+    pub benchmark_column: Option<String>,
+    pub item_column: Option<String>,
+    pub correct_column: Option<String>,
+    pub on_duplicate: DuplicatePolicy,
+}
+
+impl IngestOptions {
+    /// Parses a JSON object of options, refusing keys the format does not know.
+    pub fn from_json(json: &str, format: Format) -> Result<Self> {
+        let trimmed = json.trim();
+        if trimmed.is_empty() {
+            return Ok(Self::default());
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(trimmed).map_err(|e| DataError::Json {
+                place: "options".into(),
+                message: e.to_string(),
+            })?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(DataError::BadOption {
+                key: "options".into(),
+                message: format!("expected a JSON object, got {trimmed}"),
+            });
+        };
+        let mut opts = Self::default();
+        for (key, value) in map {
+            opts.set(&key, &value, format)?;
+        }
+        Ok(opts)
+    }
+
+    /// Sets one option by key, checking that it applies to `format`.
+    pub fn set(&mut self, key: &str, value: &serde_json::Value, format: Format) -> Result<()> {
+        let known = format.known_options();
+        if !known.contains(&key) {
+            return Err(DataError::UnknownOption {
+                key: key.to_string(),
+                context: format!("format '{}'", format.name()),
+                known: known.join(", "),
+            });
+        }
+        let text = match value {
+            serde_json::Value::String(s) if !s.trim().is_empty() => s.clone(),
+            other => {
+                return Err(DataError::BadOption {
+                    key: key.to_string(),
+                    message: format!("expected a non-empty string, got {other}"),
+                })
+            }
+        };
+        match key {
+            "metric" => self.metric = Some(text),
+            "filter" => self.filter = Some(text),
+            "model_id" => self.model_id = Some(text),
+            "benchmark" => self.benchmark = Some(text),
+            "model_column" => self.model_column = Some(text),
+            "benchmark_column" => self.benchmark_column = Some(text),
+            "item_column" => self.item_column = Some(text),
+            "correct_column" => self.correct_column = Some(text),
+            "on_duplicate" => {
+                self.on_duplicate =
+                    DuplicatePolicy::parse(&text).ok_or_else(|| DataError::BadOption {
+                        key: key.to_string(),
+                        message: format!(
+                            "unknown policy {text:?}; expected one of {}",
+                            DuplicatePolicy::NAMES
+                        ),
+                    })?
+            }
+            _ => unreachable!("key checked against the known list"),
+        }
+        Ok(())
+    }
+
+    /// The metric names to look for, in order: `metric` may list several, comma-separated
+    /// (e.g. `acc,exact_match` for a folder that mixes tasks); the first one present is used.
+    pub fn metrics(&self) -> Vec<&str> {
+        self.metric.as_deref().unwrap_or("acc").split(',').map(str::trim).filter(|m| !m.is_empty()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_inapplicable_keys_are_errors() {
+        let err = IngestOptions::from_json(r#"{"metrc": "acc"}"#, Format::LmEval)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`metrc`") && err.contains("metric"), "{err}");
+        let err = IngestOptions::from_json(r#"{"metric": "acc"}"#, Format::WideCsv)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`metric`") && err.contains("wide_csv"), "{err}");
+    }
+
+    #[test]
+    fn parses_policy_and_strings() {
+        let o = IngestOptions::from_json(
+            r#"{"metric": "exact_match", "on_duplicate": "last"}"#,
+            Format::LmEval,
+        )
+        .unwrap();
+        assert_eq!(o.metrics(), vec!["exact_match"]);
+        assert_eq!(o.on_duplicate, DuplicatePolicy::Last);
+        assert!(IngestOptions::from_json(r#"{"metric": 3}"#, Format::LmEval).is_err());
+        assert!(IngestOptions::from_json("[1]", Format::LmEval).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! The `crossdiff` command line.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use crossdiff::data::{self, sample, Format, IngestOptions};
+use crossdiff::shell::{OutputFormat, Shell};
+
+#[derive(Parser)]
+#[command(name = "crossdiff", version, about = "Difficulty-generalization analytics for language models, in SQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// SQL shell; with -c or -f, runs statements and exits.
+    Sql(SqlArgs),
+    /// Converts result files to the canonical responses table (.parquet) or py-irt jsonlines (.jsonl).
+    Ingest(IngestArgs),
+    /// The main job: generates the embedded sample (if missing) and runs queries/demo.sql over it.
+    Demo(DemoArgs),
+    /// Writes the generated responses sample (responses.parquet, items.parquet) to a folder.
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct SqlArgs {
+    /// Register every Parquet table under DIR (DIR/x.parquet as x, DIR/s/x.parquet as s.x).
+    #[arg(long, value_name = "DIR")]
+    data: Vec<PathBuf>,
+    /// Run these statements (several allowed), then exit.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+    /// Run the statements in these files (several allowed), then exit.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// Input files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Input format: lm_eval, lm_eval_parquet, parquet, csv, wide_csv, wide_parquet, pyirt.
+    #[arg(long)]
+    format: String,
+    /// Output file: .parquet (canonical table) or .jsonl (py-irt jsonlines); replaced atomically.
+    #[arg(long)]
+    out: PathBuf,
+    /// lm-eval metric that means "correct" (default acc).
+    #[arg(long)]
+    metric: Option<String>,
+    /// lm-eval answer filter to keep (e.g. strict-match), for tasks that log one record per filter.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Model id for every row (lm-eval files of one model).
+    #[arg(long)]
+    model_id: Option<String>,
+    /// Benchmark name for every row.
+    #[arg(long)]
+    benchmark: Option<String>,
+    /// How to combine duplicate (model, benchmark, item) rows: error, first, last, any, all.
+    #[arg(long)]
+    on_duplicate: Option<String>,
+    #[arg(long)]
+    model_column: Option<String>,
+    #[arg(long)]
+    benchmark_column: Option<String>,
+    #[arg(long)]
+    item_column: Option<String>,
+    #[arg(long)]
+    correct_column: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Regenerate the sample even if data/sample already holds it.
+    #[arg(long)]
+    regenerate: bool,
+    /// Output format of the printed results.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    #[arg(long, default_value = "data/sample")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sql(args) => run_sql(args).await,
+            Command::Ingest(args) => run_ingest(args),
+            Command::Demo(args) => run_demo(args).await,
+            Command::Sample(args) => write_sample(&args.out, args.seed).map(|_| ()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_sql(args: SqlArgs) -> Result<(), String> {
+    let ctx = crossdiff::new_context();
+    for dir in &args.data {
+        crossdiff::register_data_dir(&ctx, dir).await.map_err(|e| e.to_string())?;
+    }
+    let mut shell = Shell::new(ctx, args.format);
+    let mut out = std::io::stdout();
+    if args.commands.is_empty() && args.files.is_empty() {
+        if std::io::stdin().is_terminal() {
+            return shell.repl().await.map_err(|e| e.to_string());
+        }
+        let mut script = String::new();
+        std::io::stdin().read_to_string(&mut script).map_err(|e| format!("reading stdin: {e}"))?;
+        shell.run_script(&script, "stdin", &mut out).await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    for (i, sql) in args.commands.iter().enumerate() {
+        let origin = format!("-c argument {}", i + 1);
+        if !shell.run_script(sql, &origin, &mut out).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+    }
+    for file in &args.files {
+        let script = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        if !shell.run_script(&script, &file.display().to_string(), &mut out).await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn run_ingest(args: IngestArgs) -> Result<(), String> {
+    let format = Format::parse(&args.format).map_err(|e| e.to_string())?;
+    let mut opts = IngestOptions::default();
+    let flags = [
+        ("metric", &args.metric),
+        ("filter", &args.filter),
+        ("model_id", &args.model_id),
+        ("benchmark", &args.benchmark),
+        ("on_duplicate", &args.on_duplicate),
+        ("model_column", &args.model_column),
+        ("benchmark_column", &args.benchmark_column),
+        ("item_column", &args.item_column),
+        ("correct_column", &args.correct_column),
+    ];
+    for (key, value) in flags {
+        if let Some(v) = value {
+            opts.set(key, &serde_json::Value::String(v.clone()), format)
+                .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
+        }
+    }
+    // Check the output path before reading anything.
+    data::OutputFormat::from_path(&args.out).map_err(|e| e.to_string())?;
+    let batch = data::read_responses(&args.paths, format, &opts).map_err(|e| e.to_string())?;
+    data::write_responses(&args.out, &batch).map_err(|e| e.to_string())?;
+    eprintln!("wrote {} responses to {}", batch.num_rows(), args.out.display());
+    Ok(())
+}
+
+/// Writes the generated sample; returns the folder.
+fn write_sample(dir: &Path, seed: u64) -> Result<PathBuf, String> {
+    let s = sample::generate(sample::SampleSpec { seed, ..Default::default() });
+    data::files::write_parquet(&dir.join("responses.parquet"), &[s.responses]).map_err(|e| e.to_string())?;
+    data::files::write_parquet(&dir.join("items.parquet"), &[s.items]).map_err(|e| e.to_string())?;
+    eprintln!("wrote the generated sample to {}", dir.display());
+    Ok(dir.to_path_buf())
+}
+
+const DEMO_SQL: &str = include_str!("../queries/demo.sql");
+
+async fn run_demo(args: DemoArgs) -> Result<(), String> {
+    let dir = PathBuf::from("data/sample");
+    if args.regenerate || !dir.join("responses.parquet").exists() || !dir.join("items.parquet").exists() {
+        write_sample(&dir, 42)?;
+    }
+    let ctx = crossdiff::new_context();
+    crossdiff::register_data_dir(&ctx, &dir).await.map_err(|e| e.to_string())?;
+    std::fs::create_dir_all("out/demo").map_err(|e| format!("out/demo: {e}"))?;
+    let mut shell = Shell::new(ctx, args.format);
+    shell.run_script(DEMO_SQL, "queries/demo.sql", &mut std::io::stdout()).await.map_err(|e| e.to_string())?;
+    eprintln!("\ninputs:  data/sample/responses.parquet, data/sample/items.parquet");
+    eprintln!("outputs: out/demo/item_difficulty.parquet, out/demo/bin_summary.parquet");
+    Ok(())
+}

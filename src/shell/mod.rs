@@ -1,0 +1,297 @@
+//! The `crossdiff sql` shell: an own loop on rustyline (line editing, history, multi-line
+//! statements ending in `;`, backslash commands, Ctrl-C cancelling the running query) and a
+//! script runner that stops at the first failing statement and names it.
+
+mod print;
+pub mod split;
+
+use std::io::Write;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::prelude::SessionContext;
+use rustyline::error::ReadlineError;
+use thiserror::Error;
+
+pub use print::OutputFormat;
+use split::{split, split_script, Piece};
+
+use crate::udfs;
+
+/// A failed statement of a script: which one, where, and why.
+#[derive(Debug, Error)]
+#[error("statement {number} (line {line} of {origin}) failed: {first_line}\n{message}")]
+pub struct ScriptError {
+    pub number: usize,
+    pub line: usize,
+    pub origin: String,
+    pub first_line: String,
+    pub message: String,
+}
+
+/// What the shell should do after a piece.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+pub struct Shell {
+    ctx: SessionContext,
+    format: OutputFormat,
+    timing: bool,
+}
+
+const HELP: &str = "\
+SQL statements end with ';' and may span lines. Commands:
+  \\d               list tables
+  \\d NAME          describe a table
+  \\h               list crossdiff functions
+  \\h NAME          documentation of a function (any DataFusion function too)
+  \\format FMT      output as table, csv, json or ndjson
+  \\timing [on|off] show how long each statement takes
+  \\q               quit
+Ctrl-C cancels the running query; Ctrl-D quits.";
+
+impl Shell {
+    pub fn new(ctx: SessionContext, format: OutputFormat) -> Self {
+        Self { ctx, format, timing: false }
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+        let df = self.ctx.sql(sql).await.map_err(|e| e.to_string())?;
+        let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| e.to_string())?;
+        Ok((schema, batches))
+    }
+
+    /// Runs one piece and prints its result to `out`; timing goes to stderr.
+    async fn run_piece(&mut self, piece: &Piece, out: &mut dyn Write) -> Result<Flow, String> {
+        match piece {
+            Piece::Command { text, .. } => self.command(text, out).await,
+            Piece::Sql { text, .. } => {
+                let started = Instant::now();
+                let (schema, batches) = self.query(text).await?;
+                print::print_batches(out, self.format, &schema, &batches)?;
+                if self.timing {
+                    eprintln!("Time: {:.3} s", started.elapsed().as_secs_f64());
+                }
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn show(&self, sql: &str, out: &mut dyn Write) -> Result<Flow, String> {
+        let (schema, batches) = self.query(sql).await?;
+        print::print_batches(out, self.format, &schema, &batches)?;
+        Ok(Flow::Continue)
+    }
+
+    async fn command(&mut self, text: &str, out: &mut dyn Write) -> Result<Flow, String> {
+        let mut words = text.split_whitespace();
+        let name = words.next().unwrap_or("");
+        let arg: Vec<&str> = words.collect();
+        let arg = arg.join(" ");
+        match name {
+            "\\q" | "\\quit" => Ok(Flow::Quit),
+            "\\?" => {
+                writeln!(out, "{HELP}").map_err(|e| e.to_string())?;
+                Ok(Flow::Continue)
+            }
+            "\\d" if arg.is_empty() => {
+                self.show(
+                    "SELECT table_schema AS schema, table_name AS name, table_type AS type \
+                     FROM information_schema.tables WHERE table_schema <> 'information_schema' \
+                     ORDER BY table_schema, table_name",
+                    out,
+                )
+                .await
+            }
+            "\\d" => {
+                if self.ctx.table_exist(arg.as_str()).map_err(|e| e.to_string())? {
+                    self.show(&format!("DESCRIBE {arg}"), out).await
+                } else {
+                    Err(format!("\\d: no table named `{arg}`; \\d lists the tables"))
+                }
+            }
+            "\\timing" => {
+                self.timing = match arg.as_str() {
+                    "" => !self.timing,
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("\\timing takes on or off, not `{other}`")),
+                };
+                eprintln!("Timing is {}.", if self.timing { "on" } else { "off" });
+                Ok(Flow::Continue)
+            }
+            "\\format" | "\\pset" => {
+                let value = arg.strip_prefix("format").unwrap_or(&arg).trim();
+                self.format = OutputFormat::parse(value)
+                    .ok_or_else(|| format!("unknown format `{value}`; use table, csv, json or ndjson"))?;
+                Ok(Flow::Continue)
+            }
+            "\\h" | "\\help" => {
+                let text = if arg.is_empty() { function_list(&self.ctx) } else { function_help(&self.ctx, &arg)? };
+                writeln!(out, "{text}").map_err(|e| e.to_string())?;
+                Ok(Flow::Continue)
+            }
+            other => Err(format!("unknown command `{other}`; \\? lists the commands")),
+        }
+    }
+
+    /// Runs a script of statements and commands; stops at the first error, naming the
+    /// statement (its number and first line).
+    pub async fn run_script(&mut self, script: &str, origin: &str, out: &mut dyn Write) -> Result<bool, ScriptError> {
+        for (index, piece) in split_script(script).iter().enumerate() {
+            match self.run_piece(piece, out).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => return Ok(false),
+                Err(message) => {
+                    return Err(ScriptError {
+                        number: index + 1,
+                        line: piece.line(),
+                        origin: origin.to_string(),
+                        first_line: piece.first_line().to_string(),
+                        message,
+                    })
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The interactive loop. Errors are printed and the shell goes on.
+    pub async fn repl(&mut self) -> rustyline::Result<()> {
+        let mut editor = rustyline::DefaultEditor::new()?;
+        let history = history_path();
+        if let Some(path) = &history {
+            let _ = editor.load_history(path);
+        }
+        eprintln!("crossdiff {} SQL shell. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+        let mut buffer = String::new();
+        loop {
+            let prompt = if buffer.trim().is_empty() { "crossdiff> " } else { "       -> " };
+            match editor.readline(prompt) {
+                Ok(line) => {
+                    buffer.push_str(&line);
+                    buffer.push('\n');
+                    let (pieces, rest) = split(&buffer, 1);
+                    if pieces.is_empty() {
+                        if rest.is_empty() {
+                            buffer.clear();
+                        }
+                        continue;
+                    }
+                    let _ = editor.add_history_entry(buffer.trim_end());
+                    buffer = rest;
+                    for piece in pieces {
+                        if self.interactive_piece(&piece).await == Flow::Quit {
+                            save_history(&mut editor, &history);
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(ReadlineError::Interrupted) => {
+                    // Ctrl-C at the prompt drops the unfinished statement.
+                    buffer.clear();
+                }
+                Err(ReadlineError::Eof) => break,
+                Err(e) => {
+                    save_history(&mut editor, &history);
+                    return Err(e);
+                }
+            }
+        }
+        save_history(&mut editor, &history);
+        Ok(())
+    }
+
+    /// Runs one piece, cancelling it on Ctrl-C (dropping the query's future stops its work).
+    async fn interactive_piece(&mut self, piece: &Piece) -> Flow {
+        let mut stdout = std::io::stdout();
+        let result = tokio::select! {
+            r = self.run_piece(piece, &mut stdout) => r,
+            _ = tokio::signal::ctrl_c() => Err("query cancelled".to_string()),
+        };
+        match result {
+            Ok(flow) => flow,
+            Err(message) => {
+                eprintln!("Error: {message}");
+                Flow::Continue
+            }
+        }
+    }
+}
+
+fn history_path() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("CROSSDIFF_HISTORY") {
+        return Some(p.into());
+    }
+    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".crossdiff_history"))
+}
+
+fn save_history(editor: &mut rustyline::DefaultEditor, path: &Option<std::path::PathBuf>) {
+    if let Some(p) = path {
+        let _ = editor.save_history(p);
+    }
+}
+
+/// Scalar, aggregate and window functions of a session, by name, with their kind.
+fn documented_functions(ctx: &SessionContext) -> Vec<(String, &'static str, Option<datafusion::logical_expr::Documentation>)> {
+    let state = ctx.state();
+    let mut all = Vec::new();
+    for (name, f) in state.scalar_functions() {
+        all.push((name.clone(), "scalar", f.documentation().cloned()));
+    }
+    for (name, f) in state.aggregate_functions() {
+        all.push((name.clone(), "aggregate", f.documentation().cloned()));
+    }
+    for (name, f) in state.window_functions() {
+        all.push((name.clone(), "window", f.documentation().cloned()));
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+fn function_list(ctx: &SessionContext) -> String {
+    let mut lines = vec!["crossdiff functions (\\h NAME for details; SHOW FUNCTIONS lists all):".to_string()];
+    for (_, kind, doc) in documented_functions(ctx) {
+        if let Some(doc) = doc.filter(|d| d.doc_section.label == "crossdiff") {
+            lines.push(format!("  {:<10} {}", kind, doc.syntax_example));
+        }
+    }
+    for doc in udfs::table_function_docs() {
+        lines.push(format!("  {:<10} {}", "table", doc.syntax));
+    }
+    lines.join("\n")
+}
+
+fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
+    let name = name.trim().to_ascii_lowercase();
+    if let Some(doc) = udfs::table_function_docs().into_iter().find(|d| d.name == name) {
+        return Ok(format!("{} (table function)\n  {}\n\n{}\n\nExample:\n  {}", doc.name, doc.syntax, doc.description, doc.example));
+    }
+    let found = documented_functions(ctx).into_iter().find(|(n, _, _)| *n == name);
+    match found {
+        Some((n, kind, Some(doc))) => {
+            let mut text = format!("{n} ({kind} function)\n  {}\n\n{}", doc.syntax_example, doc.description);
+            if let Some(args) = &doc.arguments {
+                text.push_str("\n\nArguments:");
+                for (arg, what) in args {
+                    text.push_str(&format!("\n  {arg}: {what}"));
+                }
+            }
+            if let Some(example) = &doc.sql_example {
+                text.push_str(&format!("\n\nExample:\n{example}"));
+            }
+            Ok(text)
+        }
+        Some((n, kind, None)) => Ok(format!("{n} ({kind} function): no documentation")),
+        None => Err(format!("no function named `{name}`; \\h lists crossdiff's functions")),
+    }
+}

@@ -1,0 +1,93 @@
+//! `difficulty_bin(difficulty, n [, tie_key]) OVER (...)`: the paper's equal-size difficulty bins.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
+
+use super::{coerce_ranking_args, doc_section, rank_partition};
+use crate::stats;
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DifficultyBin {
+    signature: Signature,
+}
+
+impl Default for DifficultyBin {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        doc_section(),
+        "Equal-size difficulty bin 0..n-1 of an item within its window partition, with the paper's \
+         semantics: bin k holds the items whose difficulty_quantile q satisfies k/n <= q < (k+1)/n, \
+         and the top bin includes q = 1. Bin 0 is the easiest. Ties are broken by tie_key, then by \
+         the window's row order, so `OVER (PARTITION BY benchmark ORDER BY difficulty, item_id)` or \
+         an explicit item_id tie_key makes the bins deterministic.",
+        "difficulty_bin(difficulty, n [, tie_key]) OVER (PARTITION BY benchmark)",
+    )
+    .with_argument("difficulty", "Item difficulty; higher is harder.")
+    .with_argument("n", "Number of bins, a positive integer (the paper uses 10).")
+    .with_argument("tie_key", "Optional deterministic tie-break, usually item_id.")
+    .with_sql_example(
+        "SELECT item_id, difficulty_bin(difficulty, 10, item_id) OVER (PARTITION BY benchmark) AS bin\nFROM item_difficulty;",
+    )
+    .with_related_udf("difficulty_quantile")
+    .build()
+});
+
+impl WindowUDFImpl for DifficultyBin {
+    fn name(&self) -> &str {
+        "difficulty_bin"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_ranking_args(self.name(), true, arg_types)
+    }
+
+    fn partition_evaluator(&self, _args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
+        Ok(Box::new(BinEvaluator))
+    }
+
+    fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(field_args.name(), DataType::Int32, true)))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
+#[derive(Debug)]
+struct BinEvaluator;
+
+impl PartitionEvaluator for BinEvaluator {
+    fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
+        let n = values[1].as_primitive::<Int64Type>();
+        let first = (0..n.len()).find(|&i| n.is_valid(i)).map(|i| n.value(i));
+        let n_bins = match first {
+            Some(k) if k >= 1 && (0..n.len()).all(|i| n.is_valid(i) && n.value(i) == k) => k as usize,
+            Some(k) if k >= 1 => return exec_err!("difficulty_bin: n must be the same for every row (found {k} and others)"),
+            Some(k) => return exec_err!("difficulty_bin: n must be a positive integer, got {k}"),
+            None if num_rows == 0 => 1,
+            None => return exec_err!("difficulty_bin: n is NULL"),
+        };
+        let ranked = rank_partition("difficulty_bin", &values[0], values.get(2), num_rows)?;
+        let out: Int32Array = ranked
+            .positions
+            .iter()
+            .map(|p| p.map(|p| stats::difficulty_bin(stats::difficulty_quantile(p, ranked.count), n_bins) as i32))
+            .collect();
+        Ok(Arc::new(out))
+    }
+}

@@ -1,0 +1,138 @@
+//! The SQL face of crossdiff: one file per SQL function and one [`register_all`].
+//!
+//! Files here hold signatures, argument checks and documentation; the numerics live in
+//! `src/` (`stats`, `data`, and later `irt` and `lm`).
+
+pub mod difficulty_bin;
+pub mod difficulty_quantile;
+pub mod irt_prob;
+pub mod kendall_tau;
+mod paired;
+pub mod read_responses;
+pub mod spearman_corr;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
+use datafusion::arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::logical_expr::{AggregateUDF, DocSection, Expr, ScalarUDF, WindowUDF};
+use datafusion::prelude::SessionContext;
+
+/// Documentation of a table function (DataFusion keeps none for them), shown by `\h NAME`.
+#[derive(Debug, Clone, Copy)]
+pub struct TableFunctionDoc {
+    pub name: &'static str,
+    pub syntax: &'static str,
+    pub description: &'static str,
+    pub example: &'static str,
+}
+
+/// Every table function crossdiff registers, with its documentation.
+pub fn table_function_docs() -> Vec<TableFunctionDoc> {
+    vec![read_responses::DOC]
+}
+
+/// Registers every crossdiff function on a session.
+pub fn register_all(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::new_from_impl(irt_prob::IrtProb::default()));
+    ctx.register_udaf(AggregateUDF::new_from_impl(spearman_corr::SpearmanCorr::default()));
+    ctx.register_udaf(AggregateUDF::new_from_impl(kendall_tau::KendallTau::default()));
+    ctx.register_udwf(WindowUDF::new_from_impl(difficulty_quantile::DifficultyQuantile::default()));
+    ctx.register_udwf(WindowUDF::new_from_impl(difficulty_bin::DifficultyBin::default()));
+    ctx.register_udtf(read_responses::DOC.name, Arc::new(read_responses::ReadResponses));
+}
+
+/// The documentation section every crossdiff function is listed under.
+pub(crate) fn doc_section() -> DocSection {
+    DocSection {
+        include: true,
+        label: "crossdiff",
+        description: Some("Difficulty and generalization analytics"),
+    }
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Null)
+}
+
+/// Coerces every argument to Float64, checking the count (`min..=names.len()`) and that each
+/// argument is numeric; errors name the function and the argument.
+pub(crate) fn coerce_numeric(function: &str, names: &[&str], min: usize, types: &[DataType]) -> Result<Vec<DataType>> {
+    if types.len() < min || types.len() > names.len() {
+        let range = if min == names.len() { format!("{min}") } else { format!("{min} to {}", names.len()) };
+        return plan_err!("{function} expects {range} arguments ({}), got {}", names.join(", "), types.len());
+    }
+    for (i, t) in types.iter().enumerate() {
+        if !is_numeric(t) {
+            return plan_err!("{function}: argument {} ({}) must be numeric, got {t}", i + 1, names[i]);
+        }
+    }
+    Ok(vec![DataType::Float64; types.len()])
+}
+
+/// Argument types of the ranking window functions: difficulty, [n,] [tie_key].
+pub(crate) fn coerce_ranking_args(function: &str, takes_n: bool, types: &[DataType]) -> Result<Vec<DataType>> {
+    let (min, names): (usize, &[&str]) =
+        if takes_n { (2, &["difficulty", "n", "tie_key"]) } else { (1, &["difficulty", "tie_key"]) };
+    if types.len() < min || types.len() > names.len() {
+        return plan_err!("{function} expects {min} or {} arguments ({}), got {}", names.len(), names.join(", "), types.len());
+    }
+    let mut out = types.to_vec();
+    if !is_numeric(&types[0]) {
+        return plan_err!("{function}: argument 1 (difficulty) must be numeric, got {}", types[0]);
+    }
+    out[0] = DataType::Float64;
+    if takes_n {
+        if !(types[1].is_integer() || matches!(types[1], DataType::Null)) {
+            return plan_err!("{function}: argument 2 (n) must be an integer, got {}", types[1]);
+        }
+        out[1] = DataType::Int64;
+    }
+    Ok(out)
+}
+
+/// Positions of a window partition's rows in ascending difficulty order.
+pub(crate) struct RankedPartition {
+    /// 0-based position of each row among the non-NULL difficulties; `None` for NULL.
+    pub positions: Vec<Option<usize>>,
+    /// Number of non-NULL difficulties.
+    pub count: usize,
+}
+
+/// Orders a partition by (difficulty, tie_key, row order); NULL difficulties are left out
+/// and NaN is an error.
+pub(crate) fn rank_partition(function: &str, difficulty: &ArrayRef, tie_key: Option<&ArrayRef>, num_rows: usize) -> Result<RankedPartition> {
+    let values = difficulty.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().expect("coerced to Float64");
+    if let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && values.value(i).is_nan()) {
+        return exec_err!("{function}: difficulty is NaN at row {} of the window partition", row + 1);
+    }
+    let options = Some(SortOptions { descending: false, nulls_first: false });
+    let mut columns = vec![SortColumn { values: difficulty.clone(), options }];
+    if let Some(key) = tie_key {
+        columns.push(SortColumn { values: key.clone(), options });
+    }
+    columns.push(SortColumn { values: Arc::new(UInt32Array::from_iter_values(0..num_rows as u32)), options });
+    let order = lexsort_to_indices(&columns, None)?;
+    let count = values.len() - values.null_count();
+    let mut positions = vec![None; num_rows];
+    for (position, row) in order.values().iter().enumerate().take(count) {
+        positions[*row as usize] = Some(position);
+    }
+    Ok(RankedPartition { positions, count })
+}
+
+/// A string literal argument of a table function; errors name the function and argument.
+pub(crate) fn string_arg(function: &str, exprs: &[Expr], index: usize, name: &str) -> Result<String> {
+    match exprs.get(index) {
+        Some(Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)) => {
+            Ok(s.clone())
+        }
+        Some(Expr::Literal(value, _)) => {
+            plan_err!("{function}: argument {} ({name}) must be a string, got {} {value}", index + 1, value.data_type())
+        }
+        Some(other) => plan_err!("{function}: argument {} ({name}) must be a string literal, got {other}", index + 1),
+        None => plan_err!("{function}: missing argument {} ({name})", index + 1),
+    }
+}

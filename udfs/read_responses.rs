@@ -1,0 +1,92 @@
+//! `read_responses(path, format [, options])`: responses from result files, as the canonical
+//! `responses` table. The arguments are checked when the query is planned; the files are read
+//! when it runs, so `EXPLAIN` reads nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::{string_arg, TableFunctionDoc};
+use crate::data::{read_responses, responses_schema, Format, IngestOptions};
+
+pub const DOC: TableFunctionDoc = TableFunctionDoc {
+    name: "read_responses",
+    syntax: "read_responses(path, format [, options])",
+    description: "Reads per-item results into the canonical responses(model_id, benchmark, item_id, correct) \
+table. path is a file or a folder (read recursively). format is one of 'lm_eval' (lm-eval-harness \
+samples_<task>_<timestamp>.jsonl; model id from the folder name, org__model -> org/model; benchmark from \
+the task in the file name; the latest timestamp wins), 'lm_eval_parquet' (the same records as Parquet), \
+'parquet' or 'csv' (long tables), 'wide_csv' or 'wide_parquet' (one row per model, one column per item; \
+empty cells are missing responses), 'pyirt' (py-irt jsonlines). options is a JSON object: metric (lm_eval; \
+default 'acc'), filter (lm_eval: keep one answer filter, e.g. 'strict-match'), model_id, benchmark, model_column, benchmark_column, item_column, correct_column, \
+on_duplicate ('error' (default), 'first', 'last', 'any', 'all'). Unknown keys are errors.",
+    example: "SELECT benchmark, count(*) FROM read_responses('results/', 'lm_eval', '{\"metric\": \"acc_norm\"}') GROUP BY benchmark;",
+};
+
+#[derive(Debug, Default)]
+pub struct ReadResponses;
+
+impl TableFunctionImpl for ReadResponses {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if !(2..=3).contains(&exprs.len()) {
+            return plan_err!("{} expects 2 or 3 arguments, got {}", DOC.syntax, exprs.len());
+        }
+        let path = PathBuf::from(string_arg(DOC.name, exprs, 0, "path")?);
+        let format = Format::parse(&string_arg(DOC.name, exprs, 1, "format")?)
+            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;
+        let options = match exprs.len() {
+            3 => string_arg(DOC.name, exprs, 2, "options")?,
+            _ => String::new(),
+        };
+        let options = IngestOptions::from_json(&options, format)
+            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;
+        if !path.exists() {
+            return plan_err!("{}: path {} does not exist", DOC.name, path.display());
+        }
+        Ok(Arc::new(ResponsesFiles { path, format, options, schema: responses_schema() }))
+    }
+}
+
+/// The files behind one `read_responses(...)` call.
+#[derive(Debug)]
+struct ResponsesFiles {
+    path: PathBuf,
+    format: Format,
+    options: IngestOptions,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for ResponsesFiles {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (paths, format, options) = (vec![self.path.clone()], self.format, self.options.clone());
+        let batch = tokio::task::spawn_blocking(move || read_responses(&paths, format, &options))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))?;
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
