@@ -259,7 +259,7 @@ fn documented_functions(ctx: &SessionContext) -> Vec<(String, &'static str, Opti
 }
 
 fn function_list(ctx: &SessionContext) -> String {
-    let mut lines = vec!["crossdiff functions (\\h NAME for details; SHOW FUNCTIONS lists all):".to_string()];
+    let mut lines = vec!["crossdiff functions (\\h NAME for details, also of DataFusion's own functions):".to_string()];
     for (_, kind, doc) in documented_functions(ctx) {
         if let Some(doc) = doc.filter(|d| d.doc_section.label == "crossdiff") {
             lines.push(format!("  {:<10} {}", kind, doc.syntax_example));

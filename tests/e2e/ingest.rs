@@ -1,16 +1,16 @@
 //! Ingest of every supported format into the canonical `responses` table, from Rust and from
 //! SQL, with the bad-input cases the design lists.
 
-mod common;
+use super::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::{fixture, sql, sql_err};
+use super::common::{fixture, sql, sql_err};
 use crossdiff::data::{self, files::write_parquet, Format, IngestOptions};
 use crossdiff::datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use crossdiff::datafusion::arrow::datatypes::{DataType, Field, Schema};
 

@@ -1,6 +1,6 @@
 //! The `crossdiff` binary: `sql -c/-f`, formats, errors, `--data`, backslash commands, demo.
 
-mod common;
+use super::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,8 @@
+//! End-to-end tests, in one test binary so DataFusion is linked once: SQL functions, ingest
+//! (from Rust, SQL and the command line) and the `crossdiff` binary.
+
+mod common;
+
+mod cli;
+mod ingest;
+mod sql_functions;
