@@ -60,7 +60,7 @@ GROUP BY d.benchmark;
 
 -- 3. ChemBench: the authors' difficulty label (basic = 0, advanced = 1).
 SELECT 'chembench' AS source,
-       count(*) AS items,
+       count(i.difficulty) AS labelled_items,
        sum(CASE WHEN i.difficulty = 'difficulty-advanced' THEN 1 ELSE 0 END) AS advanced_items,
        round(spearman_corr(d.difficulty, CASE i.difficulty WHEN 'difficulty-basic' THEN 0 WHEN 'difficulty-advanced' THEN 1 END), 3) AS spearman_label,
        round(kendall_tau(d.difficulty, CASE i.difficulty WHEN 'difficulty-basic' THEN 0 WHEN 'difficulty-advanced' THEN 1 END), 3)   AS kendall_label

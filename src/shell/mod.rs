@@ -41,6 +41,18 @@ pub struct Shell {
     ctx: SessionContext,
     format: OutputFormat,
     timing: bool,
+    /// Runtime the queries run on, apart from the shell's own, so that a cancelled query
+    /// whose operators do not yield cannot starve the next one: on Ctrl-C this runtime is
+    /// shut down in the background and a fresh one serves the next statement.
+    queries: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        if let Some(rt) = self.queries.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 const HELP: &str = "\
@@ -56,18 +68,34 @@ Ctrl-C cancels the running query; Ctrl-D quits.";
 
 impl Shell {
     pub fn new(ctx: SessionContext, format: OutputFormat) -> Self {
-        Self { ctx, format, timing: false }
+        Self { ctx, format, timing: false, queries: None }
     }
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
 
-    async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
-        let df = self.ctx.sql(sql).await.map_err(|e| e.to_string())?;
-        let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| e.to_string())?;
-        Ok((schema, batches))
+    /// Plans and runs one statement on a task of its own, so that the shell's Ctrl-C handler
+    /// is polled while it runs; dropping the returned future (Ctrl-C) aborts that task.
+    async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+        let (ctx, sql) = (self.ctx.clone(), sql.to_string());
+        if self.queries.is_none() {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("crossdiff-query")
+                .build()
+                .map_err(|e| format!("cannot start the query runtime: {e}"))?;
+            self.queries = Some(rt);
+        }
+        let runtime = self.queries.as_ref().expect("runtime just made");
+        let task = runtime.spawn(async move {
+            let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+            let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((schema, batches))
+        });
+        let _abort = AbortOnDrop(task.abort_handle());
+        task.await.map_err(|e| format!("query task failed: {e}"))?
     }
 
     /// Runs one piece and prints its result to `out`; timing goes to stderr.
@@ -86,7 +114,7 @@ impl Shell {
         }
     }
 
-    async fn show(&self, sql: &str, out: &mut dyn Write) -> Result<Flow, String> {
+    async fn show(&mut self, sql: &str, out: &mut dyn Write) -> Result<Flow, String> {
         let (schema, batches) = self.query(sql).await?;
         print::print_batches(out, self.format, &schema, &batches)?;
         Ok(Flow::Continue)
@@ -188,6 +216,8 @@ impl Shell {
                         continue;
                     }
                     let _ = editor.add_history_entry(buffer.trim_end());
+                    // Saved at once, so a shell that is killed keeps its history.
+                    save_history(&mut editor, &history);
                     buffer = rest;
                     for piece in pieces {
                         if self.interactive_piece(&piece).await == Flow::Quit {
@@ -221,10 +251,24 @@ impl Shell {
         match result {
             Ok(flow) => flow,
             Err(message) => {
+                if message == "query cancelled" {
+                    if let Some(rt) = self.queries.take() {
+                        rt.shutdown_background();
+                    }
+                }
                 eprintln!("Error: {message}");
                 Flow::Continue
             }
         }
+    }
+}
+
+/// Aborts a spawned query when the future waiting for it is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

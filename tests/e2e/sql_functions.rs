@@ -176,6 +176,6 @@ async fn real_gsm8k_bins_and_solution_steps() {
     let (lo, hi) = (f64s(&b, 2)[0].unwrap(), f64s(&b, 3)[0].unwrap());
     assert!(hi - lo <= 1.0, "equal-size bins: {lo}..{hi}");
     let rho = f64s(&b, 4)[0].unwrap();
-    // More solution steps, harder for models, but only weakly (the paper's finding).
-    assert!(rho > 0.0 && rho < 0.6, "spearman {rho}");
+    // More solution steps, harder for models: measured 0.598 with 1 - mean(correct).
+    assert!(rho > 0.3 && rho < 0.8, "spearman {rho}");
 }
