@@ -9,7 +9,11 @@ use crossdiff::data::{self, sample, Format, IngestOptions};
 use crossdiff::shell::{OutputFormat, Shell};
 
 #[derive(Parser)]
-#[command(name = "crossdiff", version, about = "Difficulty-generalization analytics for language models, in SQL")]
+#[command(
+    name = "crossdiff",
+    version,
+    about = "Difficulty-generalization analytics for language models, in SQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,7 +103,10 @@ struct SampleArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Sql(args) => run_sql(args).await,
@@ -120,7 +127,9 @@ fn main() -> ExitCode {
 async fn run_sql(args: SqlArgs) -> Result<(), String> {
     let ctx = crossdiff::new_context();
     for dir in &args.data {
-        crossdiff::register_data_dir(&ctx, dir).await.map_err(|e| e.to_string())?;
+        crossdiff::register_data_dir(&ctx, dir)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let mut shell = Shell::new(ctx, args.format);
     let mut out = std::io::stdout();
@@ -129,19 +138,33 @@ async fn run_sql(args: SqlArgs) -> Result<(), String> {
             return shell.repl().await.map_err(|e| e.to_string());
         }
         let mut script = String::new();
-        std::io::stdin().read_to_string(&mut script).map_err(|e| format!("reading stdin: {e}"))?;
-        shell.run_script(&script, "stdin", &mut out).await.map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_to_string(&mut script)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        shell
+            .run_script(&script, "stdin", &mut out)
+            .await
+            .map_err(|e| e.to_string())?;
         return Ok(());
     }
     for (i, sql) in args.commands.iter().enumerate() {
         let origin = format!("-c argument {}", i + 1);
-        if !shell.run_script(sql, &origin, &mut out).await.map_err(|e| e.to_string())? {
+        if !shell
+            .run_script(sql, &origin, &mut out)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             return Ok(());
         }
     }
     for file in &args.files {
-        let script = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        if !shell.run_script(&script, &file.display().to_string(), &mut out).await.map_err(|e| e.to_string())? {
+        let script =
+            std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        if !shell
+            .run_script(&script, &file.display().to_string(), &mut out)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             return Ok(());
         }
     }
@@ -172,15 +195,24 @@ fn run_ingest(args: IngestArgs) -> Result<(), String> {
     data::OutputFormat::from_path(&args.out).map_err(|e| e.to_string())?;
     let batch = data::read_responses(&args.paths, format, &opts).map_err(|e| e.to_string())?;
     data::write_responses(&args.out, &batch).map_err(|e| e.to_string())?;
-    eprintln!("wrote {} responses to {}", batch.num_rows(), args.out.display());
+    eprintln!(
+        "wrote {} responses to {}",
+        batch.num_rows(),
+        args.out.display()
+    );
     Ok(())
 }
 
 /// Writes the generated sample; returns the folder.
 fn write_sample(dir: &Path, seed: u64) -> Result<PathBuf, String> {
-    let s = sample::generate(sample::SampleSpec { seed, ..Default::default() });
-    data::files::write_parquet(&dir.join("responses.parquet"), &[s.responses]).map_err(|e| e.to_string())?;
-    data::files::write_parquet(&dir.join("items.parquet"), &[s.items]).map_err(|e| e.to_string())?;
+    let s = sample::generate(sample::SampleSpec {
+        seed,
+        ..Default::default()
+    });
+    data::files::write_parquet(&dir.join("responses.parquet"), &[s.responses])
+        .map_err(|e| e.to_string())?;
+    data::files::write_parquet(&dir.join("items.parquet"), &[s.items])
+        .map_err(|e| e.to_string())?;
     eprintln!("wrote the generated sample to {}", dir.display());
     Ok(dir.to_path_buf())
 }
@@ -189,14 +221,22 @@ const DEMO_SQL: &str = include_str!("../queries/demo.sql");
 
 async fn run_demo(args: DemoArgs) -> Result<(), String> {
     let dir = PathBuf::from("data/sample");
-    if args.regenerate || !dir.join("responses.parquet").exists() || !dir.join("items.parquet").exists() {
+    if args.regenerate
+        || !dir.join("responses.parquet").exists()
+        || !dir.join("items.parquet").exists()
+    {
         write_sample(&dir, 42)?;
     }
     let ctx = crossdiff::new_context();
-    crossdiff::register_data_dir(&ctx, &dir).await.map_err(|e| e.to_string())?;
+    crossdiff::register_data_dir(&ctx, &dir)
+        .await
+        .map_err(|e| e.to_string())?;
     std::fs::create_dir_all("out/demo").map_err(|e| format!("out/demo: {e}"))?;
     let mut shell = Shell::new(ctx, args.format);
-    shell.run_script(DEMO_SQL, "queries/demo.sql", &mut std::io::stdout()).await.map_err(|e| e.to_string())?;
+    shell
+        .run_script(DEMO_SQL, "queries/demo.sql", &mut std::io::stdout())
+        .await
+        .map_err(|e| e.to_string())?;
     eprintln!("\ninputs:  data/sample/responses.parquet, data/sample/items.parquet");
     eprintln!("outputs: out/demo/item_difficulty.parquet, out/demo/bin_summary.parquet");
     Ok(())

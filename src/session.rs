@@ -35,17 +35,26 @@ fn is_identifier(s: &str) -> bool {
 fn parquet_stems(dir: &Path) -> Result<(Vec<(String, PathBuf)>, bool)> {
     let mut stems = Vec::new();
     let mut partitioned = false;
-    let entries = std::fs::read_dir(dir).map_err(|e| DataFusionError::Execution(format!("{}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", dir.display())))?;
     for entry in entries {
-        let path = entry.map_err(|e| DataFusionError::Execution(format!("{}: {e}", dir.display())))?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let path = entry
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", dir.display())))?
+            .path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if name.starts_with('.') || name.starts_with('_') {
             continue;
         }
         if path.is_dir() && name.contains('=') {
             partitioned = true;
         } else if path.extension().is_some_and(|e| e == "parquet") {
-            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
             stems.push((stem, path));
         }
     }
@@ -64,29 +73,54 @@ fn is_table_folder(stems: &[(String, PathBuf)], partitioned: bool) -> bool {
 /// `S.T` (schema `S`). Deeper folders are not searched.
 pub fn find_tables(dir: &Path) -> Result<Vec<FoundTable>> {
     if !dir.is_dir() {
-        return Err(DataFusionError::Plan(format!("--data {}: not a folder", dir.display())));
+        return Err(DataFusionError::Plan(format!(
+            "--data {}: not a folder",
+            dir.display()
+        )));
     }
     let (stems, partitioned) = parquet_stems(dir)?;
     if is_table_folder(&stems, partitioned) {
-        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "data".into());
-        return Ok(vec![FoundTable { name, location: dir.to_path_buf() }]);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "data".into());
+        return Ok(vec![FoundTable {
+            name,
+            location: dir.to_path_buf(),
+        }]);
     }
-    let mut found: Vec<FoundTable> =
-        stems.into_iter().map(|(name, location)| FoundTable { name, location }).collect();
+    let mut found: Vec<FoundTable> = stems
+        .into_iter()
+        .map(|(name, location)| FoundTable { name, location })
+        .collect();
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataFusionError::Execution(format!("{}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.is_dir()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     subdirs.sort();
     for sub in subdirs {
-        let schema = sub.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let schema = sub
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let (stems, partitioned) = parquet_stems(&sub)?;
         if is_table_folder(&stems, partitioned) {
-            found.push(FoundTable { name: schema, location: sub });
+            found.push(FoundTable {
+                name: schema,
+                location: sub,
+            });
         } else {
             for (stem, location) in stems {
-                found.push(FoundTable { name: format!("{schema}.{stem}"), location });
+                found.push(FoundTable {
+                    name: format!("{schema}.{stem}"),
+                    location,
+                });
             }
         }
     }
@@ -104,10 +138,20 @@ pub async fn register_data_dir(ctx: &SessionContext, dir: impl AsRef<Path>) -> R
             }
         }
         let location = table.location.to_string_lossy().to_string();
-        let location = if table.location.is_dir() { format!("{location}/") } else { location };
-        ctx.register_parquet(table.name.as_str(), &location, ParquetReadOptions::default())
-            .await
-            .map_err(|e| DataFusionError::Plan(format!("registering {} from {location}: {e}", table.name)))?;
+        let location = if table.location.is_dir() {
+            format!("{location}/")
+        } else {
+            location
+        };
+        ctx.register_parquet(
+            table.name.as_str(),
+            &location,
+            ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| {
+            DataFusionError::Plan(format!("registering {} from {location}: {e}", table.name))
+        })?;
         names.push(table.name);
     }
     Ok(names)

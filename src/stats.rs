@@ -98,7 +98,8 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Option<f64> {
     }
     y_ties += pairs(run);
 
-    let numerator = total as f64 - x_ties as f64 - y_ties as f64 + joint_ties as f64 - 2.0 * discordant as f64;
+    let numerator =
+        total as f64 - x_ties as f64 - y_ties as f64 + joint_ties as f64 - 2.0 * discordant as f64;
     let denominator = ((total - x_ties) as f64 * (total - y_ties) as f64).sqrt();
     if denominator == 0.0 {
         return None;
@@ -167,7 +168,10 @@ mod tests {
 
     #[test]
     fn ranks_average_ties() {
-        assert_eq!(average_ranks(&[10.0, 20.0, 10.0, 30.0]), vec![1.5, 3.0, 1.5, 4.0]);
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 10.0, 30.0]),
+            vec![1.5, 3.0, 1.5, 4.0]
+        );
     }
 
     // Expected values worked by hand (and agreeing with scipy.stats 1.14).
@@ -188,9 +192,15 @@ mod tests {
         let y = [2.0, 1.0, 4.0, 3.0, 5.0];
         // 10 pairs; x ties 1; y ties 0; concordant 8, discordant 1 (pair 3,4), tie 1.
         close(kendall_tau_b(&x, &y), 7.0 / (9.0f64 * 10.0).sqrt());
-        close(kendall_tau_b(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]), -1.0);
+        close(
+            kendall_tau_b(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]),
+            -1.0,
+        );
         // Ties on both sides: x = [1,1,2,2], y = [1,2,1,2]: C = 1 (0,3), D = 1 (1,2).
-        close(kendall_tau_b(&[1.0, 1.0, 2.0, 2.0], &[1.0, 2.0, 1.0, 2.0]), 0.0);
+        close(
+            kendall_tau_b(&[1.0, 1.0, 2.0, 2.0], &[1.0, 2.0, 1.0, 2.0]),
+            0.0,
+        );
         // Joint ties: x=[1,1,2], y=[1,1,3]: n0=3, n1=1, n2=1, n3=1, D=0 -> 2/2 = 1.
         close(kendall_tau_b(&[1.0, 1.0, 2.0], &[1.0, 1.0, 3.0]), 1.0);
     }
@@ -198,7 +208,9 @@ mod tests {
     #[test]
     fn kendall_matches_brute_force() {
         let x: Vec<f64> = (0..60).map(|i| ((i * 37) % 11) as f64).collect();
-        let y: Vec<f64> = (0..60).map(|i| ((i * 53) % 7) as f64 + (i % 3) as f64).collect();
+        let y: Vec<f64> = (0..60)
+            .map(|i| ((i * 53) % 7) as f64 + (i % 3) as f64)
+            .collect();
         let (mut c, mut d, mut tx, mut ty) = (0i64, 0i64, 0i64, 0i64);
         for i in 0..60 {
             for j in i + 1..60 {
@@ -223,7 +235,9 @@ mod tests {
     #[test]
     fn bins_follow_the_paper() {
         // 100 items into 10 bins: ten per bin, the hardest in bin 9.
-        let bins: Vec<usize> = (0..100).map(|p| difficulty_bin(difficulty_quantile(p, 100), 10)).collect();
+        let bins: Vec<usize> = (0..100)
+            .map(|p| difficulty_bin(difficulty_quantile(p, 100), 10))
+            .collect();
         for k in 0..10 {
             assert_eq!(bins.iter().filter(|&&b| b == k).count(), 10);
         }

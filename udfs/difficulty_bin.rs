@@ -6,7 +6,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl};
+use datafusion::logical_expr::{
+    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
+};
 
 use super::{coerce_ranking_args, doc_section, rank_partition};
 use crate::stats;
@@ -18,7 +20,9 @@ pub struct DifficultyBin {
 
 impl Default for DifficultyBin {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -55,12 +59,19 @@ impl WindowUDFImpl for DifficultyBin {
         coerce_ranking_args(self.name(), true, arg_types)
     }
 
-    fn partition_evaluator(&self, _args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
         Ok(Box::new(BinEvaluator))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(field_args.name(), DataType::Int32, true)))
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            DataType::Int32,
+            true,
+        )))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -76,8 +87,14 @@ impl PartitionEvaluator for BinEvaluator {
         let n = values[1].as_primitive::<Int64Type>();
         let first = (0..n.len()).find(|&i| n.is_valid(i)).map(|i| n.value(i));
         let n_bins = match first {
-            Some(k) if k >= 1 && (0..n.len()).all(|i| n.is_valid(i) && n.value(i) == k) => k as usize,
-            Some(k) if k >= 1 => return exec_err!("difficulty_bin: n must be the same for every row (found {k} and others)"),
+            Some(k) if k >= 1 && (0..n.len()).all(|i| n.is_valid(i) && n.value(i) == k) => {
+                k as usize
+            }
+            Some(k) if k >= 1 => {
+                return exec_err!(
+                    "difficulty_bin: n must be the same for every row (found {k} and others)"
+                )
+            }
             Some(k) => return exec_err!("difficulty_bin: n must be a positive integer, got {k}"),
             None if num_rows == 0 => 1,
             None => return exec_err!("difficulty_bin: n is NULL"),
@@ -86,7 +103,12 @@ impl PartitionEvaluator for BinEvaluator {
         let out: Int32Array = ranked
             .positions
             .iter()
-            .map(|p| p.map(|p| stats::difficulty_bin(stats::difficulty_quantile(p, ranked.count), n_bins) as i32))
+            .map(|p| {
+                p.map(|p| {
+                    stats::difficulty_bin(stats::difficulty_quantile(p, ranked.count), n_bins)
+                        as i32
+                })
+            })
             .collect();
         Ok(Arc::new(out))
     }

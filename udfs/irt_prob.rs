@@ -19,7 +19,9 @@ pub struct IrtProb {
 
 impl Default for IrtProb {
     fn default() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -64,27 +66,41 @@ impl ScalarUDFImpl for IrtProb {
         let (theta, b, a, c) = (column(0).unwrap(), column(1).unwrap(), column(2), column(3));
         let mut out = Vec::with_capacity(args.number_rows);
         for row in 0..args.number_rows {
-            let get = |x: Option<&datafusion::arrow::array::PrimitiveArray<Float64Type>>, default: f64| match x {
+            let get = |x: Option<&datafusion::arrow::array::PrimitiveArray<Float64Type>>,
+                       default: f64| match x {
                 None => Some(default),
                 Some(x) if x.is_null(row) => None,
                 Some(x) => Some(x.value(row)),
             };
-            let (Some(t), Some(d), Some(s), Some(g)) = (get(Some(theta), 0.0), get(Some(b), 0.0), get(a, 1.0), get(c, 0.0))
-            else {
+            let (Some(t), Some(d), Some(s), Some(g)) = (
+                get(Some(theta), 0.0),
+                get(Some(b), 0.0),
+                get(a, 1.0),
+                get(c, 0.0),
+            ) else {
                 out.push(None);
                 continue;
             };
             if !(0.0..1.0).contains(&g) {
-                return exec_err!("irt_prob: the guessing parameter c must be in [0, 1), got {g} at row {}", row + 1);
+                return exec_err!(
+                    "irt_prob: the guessing parameter c must be in [0, 1), got {g} at row {}",
+                    row + 1
+                );
             }
             out.push(Some(g + (1.0 - g) / (1.0 + (-s * (t - d)).exp())));
         }
         let result: ArrayRef = Arc::new(Float64Array::from(out));
-        Ok(if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        Ok(
+            if args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+            {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+            } else {
+                ColumnarValue::Array(result)
+            },
+        )
     }
 
     fn documentation(&self) -> Option<&Documentation> {

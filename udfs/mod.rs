@@ -37,11 +37,22 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
 /// Registers every crossdiff function on a session.
 pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(irt_prob::IrtProb::default()));
-    ctx.register_udaf(AggregateUDF::new_from_impl(spearman_corr::SpearmanCorr::default()));
-    ctx.register_udaf(AggregateUDF::new_from_impl(kendall_tau::KendallTau::default()));
-    ctx.register_udwf(WindowUDF::new_from_impl(difficulty_quantile::DifficultyQuantile::default()));
-    ctx.register_udwf(WindowUDF::new_from_impl(difficulty_bin::DifficultyBin::default()));
-    ctx.register_udtf(read_responses::DOC.name, Arc::new(read_responses::ReadResponses));
+    ctx.register_udaf(AggregateUDF::new_from_impl(
+        spearman_corr::SpearmanCorr::default(),
+    ));
+    ctx.register_udaf(AggregateUDF::new_from_impl(
+        kendall_tau::KendallTau::default(),
+    ));
+    ctx.register_udwf(WindowUDF::new_from_impl(
+        difficulty_quantile::DifficultyQuantile::default(),
+    ));
+    ctx.register_udwf(WindowUDF::new_from_impl(
+        difficulty_bin::DifficultyBin::default(),
+    ));
+    ctx.register_udtf(
+        read_responses::DOC.name,
+        Arc::new(read_responses::ReadResponses),
+    );
 }
 
 /// The documentation section every crossdiff function is listed under.
@@ -59,34 +70,69 @@ fn is_numeric(t: &DataType) -> bool {
 
 /// Coerces every argument to Float64, checking the count (`min..=names.len()`) and that each
 /// argument is numeric; errors name the function and the argument.
-pub(crate) fn coerce_numeric(function: &str, names: &[&str], min: usize, types: &[DataType]) -> Result<Vec<DataType>> {
+pub(crate) fn coerce_numeric(
+    function: &str,
+    names: &[&str],
+    min: usize,
+    types: &[DataType],
+) -> Result<Vec<DataType>> {
     if types.len() < min || types.len() > names.len() {
-        let range = if min == names.len() { format!("{min}") } else { format!("{min} to {}", names.len()) };
-        return plan_err!("{function} expects {range} arguments ({}), got {}", names.join(", "), types.len());
+        let range = if min == names.len() {
+            format!("{min}")
+        } else {
+            format!("{min} to {}", names.len())
+        };
+        return plan_err!(
+            "{function} expects {range} arguments ({}), got {}",
+            names.join(", "),
+            types.len()
+        );
     }
     for (i, t) in types.iter().enumerate() {
         if !is_numeric(t) {
-            return plan_err!("{function}: argument {} ({}) must be numeric, got {t}", i + 1, names[i]);
+            return plan_err!(
+                "{function}: argument {} ({}) must be numeric, got {t}",
+                i + 1,
+                names[i]
+            );
         }
     }
     Ok(vec![DataType::Float64; types.len()])
 }
 
 /// Argument types of the ranking window functions: difficulty, [n,] [tie_key].
-pub(crate) fn coerce_ranking_args(function: &str, takes_n: bool, types: &[DataType]) -> Result<Vec<DataType>> {
-    let (min, names): (usize, &[&str]) =
-        if takes_n { (2, &["difficulty", "n", "tie_key"]) } else { (1, &["difficulty", "tie_key"]) };
+pub(crate) fn coerce_ranking_args(
+    function: &str,
+    takes_n: bool,
+    types: &[DataType],
+) -> Result<Vec<DataType>> {
+    let (min, names): (usize, &[&str]) = if takes_n {
+        (2, &["difficulty", "n", "tie_key"])
+    } else {
+        (1, &["difficulty", "tie_key"])
+    };
     if types.len() < min || types.len() > names.len() {
-        return plan_err!("{function} expects {min} or {} arguments ({}), got {}", names.len(), names.join(", "), types.len());
+        return plan_err!(
+            "{function} expects {min} or {} arguments ({}), got {}",
+            names.len(),
+            names.join(", "),
+            types.len()
+        );
     }
     let mut out = types.to_vec();
     if !is_numeric(&types[0]) {
-        return plan_err!("{function}: argument 1 (difficulty) must be numeric, got {}", types[0]);
+        return plan_err!(
+            "{function}: argument 1 (difficulty) must be numeric, got {}",
+            types[0]
+        );
     }
     out[0] = DataType::Float64;
     if takes_n {
         if !(types[1].is_integer() || matches!(types[1], DataType::Null)) {
-            return plan_err!("{function}: argument 2 (n) must be an integer, got {}", types[1]);
+            return plan_err!(
+                "{function}: argument 2 (n) must be an integer, got {}",
+                types[1]
+            );
         }
         out[1] = DataType::Int64;
     }
@@ -103,17 +149,40 @@ pub(crate) struct RankedPartition {
 
 /// Orders a partition by (difficulty, tie_key, row order); NULL difficulties are left out
 /// and NaN is an error.
-pub(crate) fn rank_partition(function: &str, difficulty: &ArrayRef, tie_key: Option<&ArrayRef>, num_rows: usize) -> Result<RankedPartition> {
-    let values = difficulty.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().expect("coerced to Float64");
+pub(crate) fn rank_partition(
+    function: &str,
+    difficulty: &ArrayRef,
+    tie_key: Option<&ArrayRef>,
+    num_rows: usize,
+) -> Result<RankedPartition> {
+    let values = difficulty
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+        .expect("coerced to Float64");
     if let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && values.value(i).is_nan()) {
-        return exec_err!("{function}: difficulty is NaN at row {} of the window partition", row + 1);
+        return exec_err!(
+            "{function}: difficulty is NaN at row {} of the window partition",
+            row + 1
+        );
     }
-    let options = Some(SortOptions { descending: false, nulls_first: false });
-    let mut columns = vec![SortColumn { values: difficulty.clone(), options }];
+    let options = Some(SortOptions {
+        descending: false,
+        nulls_first: false,
+    });
+    let mut columns = vec![SortColumn {
+        values: difficulty.clone(),
+        options,
+    }];
     if let Some(key) = tie_key {
-        columns.push(SortColumn { values: key.clone(), options });
+        columns.push(SortColumn {
+            values: key.clone(),
+            options,
+        });
     }
-    columns.push(SortColumn { values: Arc::new(UInt32Array::from_iter_values(0..num_rows as u32)), options });
+    columns.push(SortColumn {
+        values: Arc::new(UInt32Array::from_iter_values(0..num_rows as u32)),
+        options,
+    });
     let order = lexsort_to_indices(&columns, None)?;
     let count = values.len() - values.null_count();
     let mut positions = vec![None; num_rows];
@@ -124,15 +193,30 @@ pub(crate) fn rank_partition(function: &str, difficulty: &ArrayRef, tie_key: Opt
 }
 
 /// A string literal argument of a table function; errors name the function and argument.
-pub(crate) fn string_arg(function: &str, exprs: &[Expr], index: usize, name: &str) -> Result<String> {
+pub(crate) fn string_arg(
+    function: &str,
+    exprs: &[Expr],
+    index: usize,
+    name: &str,
+) -> Result<String> {
     match exprs.get(index) {
-        Some(Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)) => {
-            Ok(s.clone())
-        }
+        Some(Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+            _,
+        )) => Ok(s.clone()),
         Some(Expr::Literal(value, _)) => {
-            plan_err!("{function}: argument {} ({name}) must be a string, got {} {value}", index + 1, value.data_type())
+            plan_err!(
+                "{function}: argument {} ({name}) must be a string, got {} {value}",
+                index + 1,
+                value.data_type()
+            )
         }
-        Some(other) => plan_err!("{function}: argument {} ({name}) must be a string literal, got {other}", index + 1),
+        Some(other) => plan_err!(
+            "{function}: argument {} ({name}) must be a string literal, got {other}",
+            index + 1
+        ),
         None => plan_err!("{function}: missing argument {} ({name})", index + 1),
     }
 }

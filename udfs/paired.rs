@@ -17,7 +17,13 @@ pub fn state_fields(args: StateFieldsArgs) -> Vec<FieldRef> {
     let item = Arc::new(Field::new_list_field(DataType::Float64, true));
     ["x", "y"]
         .into_iter()
-        .map(|side| Arc::new(Field::new(format!("{}[{side}]", args.name), DataType::List(item.clone()), true)))
+        .map(|side| {
+            Arc::new(Field::new(
+                format!("{}[{side}]", args.name),
+                DataType::List(item.clone()),
+                true,
+            ))
+        })
         .collect()
 }
 
@@ -30,11 +36,18 @@ pub struct PairsAccumulator {
 
 impl PairsAccumulator {
     pub fn new(statistic: PairStatistic) -> Self {
-        Self { x: Vec::new(), y: Vec::new(), statistic }
+        Self {
+            x: Vec::new(),
+            y: Vec::new(),
+            statistic,
+        }
     }
 
     fn push_arrays(&mut self, x: &ArrayRef, y: &ArrayRef) {
-        let (x, y) = (x.as_primitive::<Float64Type>(), y.as_primitive::<Float64Type>());
+        let (x, y) = (
+            x.as_primitive::<Float64Type>(),
+            y.as_primitive::<Float64Type>(),
+        );
         for i in 0..x.len() {
             if x.is_valid(i) && y.is_valid(i) && !x.value(i).is_nan() && !y.value(i).is_nan() {
                 self.x.push(x.value(i));
@@ -45,7 +58,9 @@ impl PairsAccumulator {
 }
 
 fn as_list(values: &[f64]) -> ScalarValue {
-    let list = ListArray::from_iter_primitive::<Float64Type, _, _>([Some(values.iter().map(|v| Some(*v)))]);
+    let list = ListArray::from_iter_primitive::<Float64Type, _, _>([Some(
+        values.iter().map(|v| Some(*v)),
+    )]);
     ScalarValue::List(Arc::new(list))
 }
 

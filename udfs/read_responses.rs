@@ -37,7 +37,11 @@ impl TableFunctionImpl for ReadResponses {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         if !(2..=3).contains(&exprs.len()) {
-            return plan_err!("{} expects 2 or 3 arguments, got {}", DOC.syntax, exprs.len());
+            return plan_err!(
+                "{} expects 2 or 3 arguments, got {}",
+                DOC.syntax,
+                exprs.len()
+            );
         }
         let path = PathBuf::from(string_arg(DOC.name, exprs, 0, "path")?);
         let format = Format::parse(&string_arg(DOC.name, exprs, 1, "format")?)
@@ -51,7 +55,12 @@ impl TableFunctionImpl for ReadResponses {
         if !path.exists() {
             return plan_err!("{}: path {} does not exist", DOC.name, path.display());
         }
-        Ok(Arc::new(ResponsesFiles { path, format, options, schema: responses_schema() }))
+        Ok(Arc::new(ResponsesFiles {
+            path,
+            format,
+            options,
+            schema: responses_schema(),
+        }))
     }
 }
 

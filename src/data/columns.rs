@@ -26,12 +26,16 @@ impl CorrectCells {
             DataType::Boolean => Ok(Self::Bool(array.as_boolean().clone())),
             t if t.is_numeric() => {
                 let f = cast(array, &DataType::Float64).map_err(|e| e.to_string())?;
-                Ok(Self::Number(f.as_primitive::<arrow::datatypes::Float64Type>().clone()))
+                Ok(Self::Number(
+                    f.as_primitive::<arrow::datatypes::Float64Type>().clone(),
+                ))
             }
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
                 Ok(Self::Text(ids(array, column)?))
             }
-            other => Err(format!("column `{column}` has type {other}; expected boolean, 0/1 numbers or text")),
+            other => Err(format!(
+                "column `{column}` has type {other}; expected boolean, 0/1 numbers or text"
+            )),
         }
     }
 

@@ -54,20 +54,25 @@ pub fn files_with_extension(root: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
     let place = path.display().to_string();
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
-        place: place.clone(),
-        message: e.to_string(),
-    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+            place: place.clone(),
+            message: e.to_string(),
+        })?;
     let schema = builder.schema().clone();
     let mut indices = Vec::with_capacity(columns.len());
     for name in columns {
         match schema.index_of(name) {
             Ok(i) => indices.push(i),
             Err(_) => {
-                let present: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let present: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
                 return Err(DataError::invalid(
                     &place,
-                    format!("missing column `{name}` (columns present: {})", present.join(", ")),
+                    format!(
+                        "missing column `{name}` (columns present: {})",
+                        present.join(", ")
+                    ),
                 ));
             }
         }
@@ -77,7 +82,10 @@ pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| DataError::Parquet { place: place.clone(), message: e.to_string() })?;
+        .map_err(|e| DataError::Parquet {
+            place: place.clone(),
+            message: e.to_string(),
+        })?;
     // The reader yields projected columns in file order; remember how to reorder them.
     let mut sorted = indices.clone();
     sorted.sort_unstable();
@@ -85,17 +93,27 @@ pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
         .iter()
         .map(|i| sorted.iter().position(|s| s == i).expect("index present"))
         .collect();
-    Ok(ProjectedBatches { reader, order, place })
+    Ok(ProjectedBatches {
+        reader,
+        order,
+        place,
+    })
 }
 
 /// Column names of a Parquet file, without reading its data.
 pub fn parquet_columns(path: &Path) -> Result<Vec<String>> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
-        place: path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    Ok(builder.schema().fields().iter().map(|f| f.name().clone()).collect())
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+            place: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect())
 }
 
 /// Batches of a projected Parquet read, columns in the order they were asked for.
@@ -112,7 +130,10 @@ impl Iterator for ProjectedBatches {
         let batch = match self.reader.next()? {
             Ok(b) => b,
             Err(e) => {
-                return Some(Err(DataError::Parquet { place: self.place.clone(), message: e.to_string() }))
+                return Some(Err(DataError::Parquet {
+                    place: self.place.clone(),
+                    message: e.to_string(),
+                }))
             }
         };
         Some(batch.project(&self.order).map_err(|e| DataError::Parquet {
@@ -124,7 +145,10 @@ impl Iterator for ProjectedBatches {
 
 /// Writes a file through a temporary sibling and renames it into place; on any error the
 /// temporary is removed and an existing file at `path` is left untouched.
-pub fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result<()>) -> Result<()> {
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -133,13 +157,19 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut BufWriter<File>) ->
     let name = path
         .file_name()
         .ok_or_else(|| DataError::invalid(path.display().to_string(), "not a file path"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         let mut out = BufWriter::new(file);
         write(&mut out)?;
         out.flush().map_err(|e| DataError::io(&tmp, e))?;
-        out.get_ref().sync_all().map_err(|e| DataError::io(&tmp, e))?;
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| DataError::io(&tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
     })();
     if result.is_err() {
@@ -153,14 +183,22 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
     let schema = batches
         .first()
         .map(|b| b.schema())
-        .ok_or_else(|| DataError::Empty { place: format!("{} (nothing to write)", path.display()) })?;
+        .ok_or_else(|| DataError::Empty {
+            place: format!("{} (nothing to write)", path.display()),
+        })?;
     let place = path.display().to_string();
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .build();
     write_atomically(path, |out| {
-        let perr = |e: parquet::errors::ParquetError| DataError::Parquet { place: place.clone(), message: e.to_string() };
-        let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(props)).map_err(perr)?;
+        let perr = |e: parquet::errors::ParquetError| DataError::Parquet {
+            place: place.clone(),
+            message: e.to_string(),
+        };
+        let mut writer =
+            ArrowWriter::try_new(out, Arc::clone(&schema), Some(props)).map_err(perr)?;
         for batch in batches {
             writer.write(batch).map_err(perr)?;
         }
@@ -184,6 +222,10 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "old");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temporary removed");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temporary removed"
+        );
     }
 }

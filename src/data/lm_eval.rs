@@ -37,7 +37,12 @@ pub fn parse_sample_file_name(file_name: &str) -> (String, String) {
         .unwrap_or(file_name);
     let body = stem.strip_prefix("samples_").unwrap_or(stem);
     // The timestamp starts at the last '_' followed by a date: YYYY-MM-DD...
-    for (pos, _) in body.match_indices('_').collect::<Vec<_>>().into_iter().rev() {
+    for (pos, _) in body
+        .match_indices('_')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         let rest = &body[pos + 1..];
         let b = rest.as_bytes();
         if b.len() >= 10
@@ -77,7 +82,9 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
         } else {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             let mut parts = rel.components();
-            let first = parts.next().map(|c| c.as_os_str().to_string_lossy().to_string());
+            let first = parts
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().to_string());
             match (first, parts.next()) {
                 (Some(folder), Some(_)) => model_id_from_folder(&folder),
                 _ => model_id_from_folder(&root_name(root)),
@@ -108,7 +115,12 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
 }
 
 /// Reads every per-sample file under `root` into `out`.
-pub fn read(root: &Path, format: Format, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
+pub fn read(
+    root: &Path,
+    format: Format,
+    opts: &IngestOptions,
+    out: &mut ResponsesBuilder,
+) -> Result<()> {
     for file in discover(root, format, opts)? {
         let benchmark = opts.benchmark.clone().unwrap_or_else(|| file.task.clone());
         match format {
@@ -119,7 +131,12 @@ pub fn read(root: &Path, format: Format, opts: &IngestOptions, out: &mut Respons
     Ok(())
 }
 
-fn read_jsonl_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
+fn read_jsonl_file(
+    file: &SampleFile,
+    benchmark: &str,
+    opts: &IngestOptions,
+    out: &mut ResponsesBuilder,
+) -> Result<()> {
     let metrics = opts.metrics();
     let name = file.path.display().to_string();
     let reader = BufReader::new(File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?);
@@ -131,12 +148,16 @@ fn read_jsonl_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out
             continue;
         }
         let place = || out.place(source, line_no);
-        let record: serde_json::Value = serde_json::from_str(&line).map_err(|e| DataError::Json {
-            place: place(),
-            message: e.to_string(),
-        })?;
+        let record: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| DataError::Json {
+                place: place(),
+                message: e.to_string(),
+            })?;
         let serde_json::Value::Object(fields) = &record else {
-            return Err(DataError::invalid(place(), "expected a JSON object per line"));
+            return Err(DataError::invalid(
+                place(),
+                "expected a JSON object per line",
+            ));
         };
         if let Some(wanted) = &opts.filter {
             match fields.get("filter") {
@@ -150,7 +171,10 @@ fn read_jsonl_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(other) => {
-                return Err(DataError::invalid(place(), format!("`doc_id` must be a number or string, found {other}")))
+                return Err(DataError::invalid(
+                    place(),
+                    format!("`doc_id` must be a number or string, found {other}"),
+                ))
             }
             None => {
                 return Err(DataError::Missing {
@@ -160,7 +184,8 @@ fn read_jsonl_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out
                 })
             }
         };
-        let Some((metric, value)) = metrics.iter().find_map(|m| fields.get(*m).map(|v| (*m, v))) else {
+        let Some((metric, value)) = metrics.iter().find_map(|m| fields.get(*m).map(|v| (*m, v)))
+        else {
             let present: Vec<&str> = fields.keys().map(String::as_str).collect();
             return Err(DataError::invalid(
                 place(),
@@ -170,23 +195,48 @@ fn read_jsonl_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out
         let correct = match parse_correct_json(value) {
             Ok(Some(b)) => b,
             Ok(None) => return Err(DataError::NullCorrect { place: place() }),
-            Err(v) => return Err(DataError::BadCorrect { place: format!("{} (field `{metric}`)", place()), value: v }),
+            Err(v) => {
+                return Err(DataError::BadCorrect {
+                    place: format!("{} (field `{metric}`)", place()),
+                    value: v,
+                })
+            }
         };
-        out.push(source, line_no, &file.model_id, benchmark, &item_id, correct)?;
+        out.push(
+            source,
+            line_no,
+            &file.model_id,
+            benchmark,
+            &item_id,
+            correct,
+        )?;
     }
     Ok(())
 }
 
-fn read_parquet_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
+fn read_parquet_file(
+    file: &SampleFile,
+    benchmark: &str,
+    opts: &IngestOptions,
+    out: &mut ResponsesBuilder,
+) -> Result<()> {
     let name = file.path.display().to_string();
     let present = super::files::parquet_columns(&file.path)?;
     let metrics = opts.metrics();
-    let metric = metrics.iter().copied().find(|m| present.iter().any(|p| p == m)).ok_or_else(|| {
-        DataError::invalid(
-            &name,
-            format!("missing metric column `{}` (columns present: {})", metrics.join("` or `"), present.join(", ")),
-        )
-    })?;
+    let metric = metrics
+        .iter()
+        .copied()
+        .find(|m| present.iter().any(|p| p == m))
+        .ok_or_else(|| {
+            DataError::invalid(
+                &name,
+                format!(
+                    "missing metric column `{}` (columns present: {})",
+                    metrics.join("` or `"),
+                    present.join(", ")
+                ),
+            )
+        })?;
     let source = out.begin_source(name.clone(), "row");
     let mut row = 0u64;
     let mut columns = vec!["doc_id", metric];
@@ -196,7 +246,10 @@ fn read_parquet_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, o
     for batch in open_parquet(&file.path, &columns)? {
         let batch = batch?;
         let filters = match opts.filter {
-            Some(_) => Some(super::columns::ids(batch.column(2), "filter").map_err(|m| DataError::invalid(&name, m))?),
+            Some(_) => Some(
+                super::columns::ids(batch.column(2), "filter")
+                    .map_err(|m| DataError::invalid(&name, m))?,
+            ),
             None => None,
         };
         let ids = cast(batch.column(0), &DataType::Utf8)
@@ -207,7 +260,10 @@ fn read_parquet_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, o
             None
         } else {
             Some(cast(values, &DataType::Float64).map_err(|e| {
-                DataError::invalid(&name, format!("column `{metric}` is not numeric or boolean: {e}"))
+                DataError::invalid(
+                    &name,
+                    format!("column `{metric}` is not numeric or boolean: {e}"),
+                )
             })?)
         };
         for i in 0..batch.num_rows() {
@@ -218,10 +274,15 @@ fn read_parquet_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, o
                 }
             }
             if ids.is_null(i) {
-                return Err(DataError::NullKey { place: out.place(source, row), column: "doc_id" });
+                return Err(DataError::NullKey {
+                    place: out.place(source, row),
+                    column: "doc_id",
+                });
             }
             if values.is_null(i) {
-                return Err(DataError::NullCorrect { place: out.place(source, row) });
+                return Err(DataError::NullCorrect {
+                    place: out.place(source, row),
+                });
             }
             let correct = match &numbers {
                 None => values.as_boolean().value(i),
@@ -233,7 +294,14 @@ fn read_parquet_file(file: &SampleFile, benchmark: &str, opts: &IngestOptions, o
                     })?
                 }
             };
-            out.push(source, row, &file.model_id, benchmark, ids.value(i), correct)?;
+            out.push(
+                source,
+                row,
+                &file.model_id,
+                benchmark,
+                ids.value(i),
+                correct,
+            )?;
         }
     }
     Ok(())
@@ -247,13 +315,25 @@ mod tests {
     fn file_names() {
         assert_eq!(
             parse_sample_file_name("samples_gsm8k_2024-05-27T12-34-56.123456.jsonl"),
-            ("gsm8k".to_string(), "2024-05-27T12-34-56.123456".to_string())
+            (
+                "gsm8k".to_string(),
+                "2024-05-27T12-34-56.123456".to_string()
+            )
         );
         assert_eq!(
-            parse_sample_file_name("samples_leaderboard_bbh_date_understanding_2024-06-26T13-00-00.jsonl").0,
+            parse_sample_file_name(
+                "samples_leaderboard_bbh_date_understanding_2024-06-26T13-00-00.jsonl"
+            )
+            .0,
             "leaderboard_bbh_date_understanding"
         );
-        assert_eq!(parse_sample_file_name("arc_easy.jsonl"), ("arc_easy".to_string(), String::new()));
-        assert_eq!(model_id_from_folder("Qwen__Qwen2.5-7B-Instruct"), "Qwen/Qwen2.5-7B-Instruct");
+        assert_eq!(
+            parse_sample_file_name("arc_easy.jsonl"),
+            ("arc_easy".to_string(), String::new())
+        );
+        assert_eq!(
+            model_id_from_folder("Qwen__Qwen2.5-7B-Instruct"),
+            "Qwen/Qwen2.5-7B-Instruct"
+        );
     }
 }

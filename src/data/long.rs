@@ -39,7 +39,12 @@ impl<'a> Columns<'a> {
     }
 }
 
-pub fn read(root: &Path, format: Format, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
+pub fn read(
+    root: &Path,
+    format: Format,
+    opts: &IngestOptions,
+    out: &mut ResponsesBuilder,
+) -> Result<()> {
     for path in files_with_extension(root, format.extension())? {
         match format {
             Format::Csv => read_csv(&path, opts, out)?,
@@ -82,11 +87,19 @@ fn push_batch(
         let value = match correct.get(i) {
             Ok(Some(v)) => v,
             Ok(None) => return Err(DataError::NullCorrect { place: place() }),
-            Err(value) => return Err(DataError::BadCorrect { place: place(), value }),
+            Err(value) => {
+                return Err(DataError::BadCorrect {
+                    place: place(),
+                    value,
+                })
+            }
         };
         let key = |a: &arrow::array::StringArray, column: &'static str| {
             if a.is_null(i) {
-                Err(DataError::NullKey { place: out.place(source, *row), column })
+                Err(DataError::NullKey {
+                    place: out.place(source, *row),
+                    column,
+                })
             } else {
                 Ok(a.value(i).to_string())
             }
@@ -95,7 +108,10 @@ fn push_batch(
         let item = key(&items, ITEM_ID)?;
         let benchmark = match &benchmarks {
             Some(b) => key(b, BENCHMARK)?,
-            None => opts.benchmark.clone().expect("benchmark option set when no column"),
+            None => opts
+                .benchmark
+                .clone()
+                .expect("benchmark option set when no column"),
         };
         out.push(source, *row, &model, &benchmark, &item, value)?;
     }
@@ -106,17 +122,26 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
     let cols = Columns::from(opts);
     let name = path.display().to_string();
     let source = out.begin_source(name.clone(), "line");
-    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv { place: name.clone(), message: e.to_string() })?;
+    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv {
+        place: name.clone(),
+        message: e.to_string(),
+    })?;
     let header = reader
         .headers()
-        .map_err(|e| DataError::Csv { place: format!("{name}, line 1"), message: e.to_string() })?
+        .map_err(|e| DataError::Csv {
+            place: format!("{name}, line 1"),
+            message: e.to_string(),
+        })?
         .clone();
     let mut index = Vec::new();
     for col in cols.names() {
         let i = header.iter().position(|h| h.trim() == col).ok_or_else(|| {
             DataError::invalid(
                 format!("{name}, line 1"),
-                format!("missing column `{col}` (columns present: {})", header.iter().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "missing column `{col}` (columns present: {})",
+                    header.iter().collect::<Vec<_>>().join(", ")
+                ),
             )
         })?;
         index.push(i);
@@ -124,20 +149,33 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            DataError::Csv { place: format!("{name}, line {line}"), message: e.to_string() }
+            DataError::Csv {
+                place: format!("{name}, line {line}"),
+                message: e.to_string(),
+            }
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let cell = |k: usize| record.get(index[k]).unwrap_or("");
         let correct = match super::responses::parse_correct_text(cell(2)) {
             Ok(Some(v)) => v,
-            Ok(None) => return Err(DataError::NullCorrect { place: format!("{}, column `{}`", out.place(source, line), cols.correct) }),
+            Ok(None) => {
+                return Err(DataError::NullCorrect {
+                    place: format!("{}, column `{}`", out.place(source, line), cols.correct),
+                })
+            }
             Err(value) => {
-                return Err(DataError::BadCorrect { place: format!("{}, column `{}`", out.place(source, line), cols.correct), value })
+                return Err(DataError::BadCorrect {
+                    place: format!("{}, column `{}`", out.place(source, line), cols.correct),
+                    value,
+                })
             }
         };
         let benchmark = match cols.benchmark {
             Some(_) => cell(3).to_string(),
-            None => opts.benchmark.clone().expect("benchmark option set when no column"),
+            None => opts
+                .benchmark
+                .clone()
+                .expect("benchmark option set when no column"),
         };
         out.push(source, line, cell(0), &benchmark, cell(1), correct)?;
     }

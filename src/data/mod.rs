@@ -23,20 +23,32 @@ pub use responses::{responses_schema, DuplicatePolicy, ResponsesBuilder};
 
 /// Reads responses from files or folders in one format into the canonical table.
 /// Duplicates across all paths are resolved together, by `opts.on_duplicate`.
-pub fn read_responses(paths: &[PathBuf], format: Format, opts: &IngestOptions) -> Result<RecordBatch> {
+pub fn read_responses(
+    paths: &[PathBuf],
+    format: Format,
+    opts: &IngestOptions,
+) -> Result<RecordBatch> {
     if paths.is_empty() {
-        return Err(DataError::Empty { place: "no input paths".into() });
+        return Err(DataError::Empty {
+            place: "no input paths".into(),
+        });
     }
     let mut builder = ResponsesBuilder::new(opts.on_duplicate);
     for path in paths {
         match format {
-            Format::LmEval | Format::LmEvalParquet => lm_eval::read(path, format, opts, &mut builder)?,
+            Format::LmEval | Format::LmEvalParquet => {
+                lm_eval::read(path, format, opts, &mut builder)?
+            }
             Format::Parquet | Format::Csv => long::read(path, format, opts, &mut builder)?,
             Format::WideCsv | Format::WideParquet => wide::read(path, format, opts, &mut builder)?,
             Format::PyIrt => pyirt::read(path, opts, &mut builder)?,
         }
     }
-    let what = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let what = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     builder.finish(&what)
 }
 

@@ -90,9 +90,7 @@ impl Format {
                 "benchmark",
                 "on_duplicate",
             ],
-            Format::WideCsv | Format::WideParquet => {
-                &["model_column", "benchmark", "on_duplicate"]
-            }
+            Format::WideCsv | Format::WideParquet => &["model_column", "benchmark", "on_duplicate"],
             Format::PyIrt => &["benchmark", "on_duplicate"],
         }
     }
@@ -189,7 +187,13 @@ impl IngestOptions {
     /// The metric names to look for, in order: `metric` may list several, comma-separated
     /// (e.g. `acc,exact_match` for a folder that mixes tasks); the first one present is used.
     pub fn metrics(&self) -> Vec<&str> {
-        self.metric.as_deref().unwrap_or("acc").split(',').map(str::trim).filter(|m| !m.is_empty()).collect()
+        self.metric
+            .as_deref()
+            .unwrap_or("acc")
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect()
     }
 }
 
@@ -206,7 +210,10 @@ mod tests {
         let err = IngestOptions::from_json(r#"{"metric": "acc"}"#, Format::WideCsv)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`metric`") && err.contains("wide_csv"), "{err}");
+        assert!(
+            err.contains("`metric`") && err.contains("wide_csv"),
+            "{err}"
+        );
     }
 
     #[test]

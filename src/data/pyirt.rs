@@ -29,7 +29,10 @@ pub fn read(root: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
 
 fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
     let name = path.display().to_string();
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let reader = BufReader::new(File::open(path).map_err(|e| DataError::io(path, e))?);
     let source = out.begin_source(name, "line");
     for (index, line) in reader.lines().enumerate() {
@@ -40,15 +43,33 @@ fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> R
         }
         let place = out.place(source, line_no);
         let record: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| DataError::Json { place: place.clone(), message: e.to_string() })?;
+            serde_json::from_str(&line).map_err(|e| DataError::Json {
+                place: place.clone(),
+                message: e.to_string(),
+            })?;
         let subject = match record.get("subject_id") {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(other) => return Err(DataError::invalid(place, format!("`subject_id` must be a string, found {other}"))),
-            None => return Err(DataError::Missing { place, what: "field", name: "subject_id".into() }),
+            Some(other) => {
+                return Err(DataError::invalid(
+                    place,
+                    format!("`subject_id` must be a string, found {other}"),
+                ))
+            }
+            None => {
+                return Err(DataError::Missing {
+                    place,
+                    what: "field",
+                    name: "subject_id".into(),
+                })
+            }
         };
         let Some(serde_json::Value::Object(responses)) = record.get("responses") else {
-            return Err(DataError::Missing { place, what: "object", name: "responses".into() });
+            return Err(DataError::Missing {
+                place,
+                what: "object",
+                name: "responses".into(),
+            });
         };
         for (key, value) in responses {
             let (benchmark, item) = match (&opts.benchmark, key.split_once(KEY_SEPARATOR)) {
@@ -58,8 +79,17 @@ fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> R
             };
             let correct = match parse_correct_json(value) {
                 Ok(Some(v)) => v,
-                Ok(None) => return Err(DataError::NullCorrect { place: format!("{place}, item `{key}`") }),
-                Err(v) => return Err(DataError::BadCorrect { place: format!("{place}, item `{key}`"), value: v }),
+                Ok(None) => {
+                    return Err(DataError::NullCorrect {
+                        place: format!("{place}, item `{key}`"),
+                    })
+                }
+                Err(v) => {
+                    return Err(DataError::BadCorrect {
+                        place: format!("{place}, item `{key}`"),
+                        value: v,
+                    })
+                }
             };
             out.push(source, line_no, &subject, benchmark, item, correct)?;
         }

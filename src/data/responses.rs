@@ -230,7 +230,8 @@ impl ResponsesBuilder {
                 .map(|r| self.benchmarks.names[r.benchmark as usize].as_str()),
         );
         let item = StringArray::from_iter_values(
-            rows.iter().map(|r| self.items.names[r.item as usize].as_str()),
+            rows.iter()
+                .map(|r| self.items.names[r.item as usize].as_str()),
         );
         let correct: BooleanArray = rows.iter().map(|r| Some(r.correct)).collect();
         let columns: Vec<ArrayRef> = vec![
@@ -345,6 +346,9 @@ mod tests {
         let mut b = ResponsesBuilder::new(DuplicatePolicy::Error);
         let s = b.begin_source("x.csv", "line");
         let err = b.push(s, 3, "", "b", "i", true).unwrap_err().to_string();
-        assert!(err.contains("x.csv, line 3") && err.contains("model_id"), "{err}");
+        assert!(
+            err.contains("x.csv, line 3") && err.contains("model_id"),
+            "{err}"
+        );
     }
 }

@@ -47,7 +47,9 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
-const NUMBER_WORDS: [&str; 10] = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"];
+const NUMBER_WORDS: [&str; 10] = [
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+];
 
 /// Builds a question whose length grows with its number of steps, as human proxies do.
 fn question(benchmark: &str, steps: i64, rng: &mut ChaCha8Rng) -> String {
@@ -102,7 +104,9 @@ pub fn generate(spec: SampleSpec) -> Sample {
             }
         }
     }
-    let responses = builder.finish("generated sample").expect("sample is non-empty and has no duplicates");
+    let responses = builder
+        .finish("generated sample")
+        .expect("sample is non-empty and has no duplicates");
     let schema = Arc::new(Schema::new(vec![
         Field::new("benchmark", DataType::Utf8, false),
         Field::new("item_id", DataType::Utf8, false),
@@ -111,11 +115,19 @@ pub fn generate(spec: SampleSpec) -> Sample {
         Field::new("true_difficulty", DataType::Float64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(item_rows.iter().map(|r| r.0.as_str()))),
-        Arc::new(StringArray::from_iter_values(item_rows.iter().map(|r| r.1.as_str()))),
-        Arc::new(StringArray::from_iter_values(item_rows.iter().map(|r| r.2.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            item_rows.iter().map(|r| r.0.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            item_rows.iter().map(|r| r.1.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            item_rows.iter().map(|r| r.2.as_str()),
+        )),
         Arc::new(Int64Array::from_iter_values(item_rows.iter().map(|r| r.3))),
-        Arc::new(Float64Array::from_iter_values(item_rows.iter().map(|r| r.4))),
+        Arc::new(Float64Array::from_iter_values(
+            item_rows.iter().map(|r| r.4),
+        )),
     ];
     let items = RecordBatch::try_new(schema, columns).expect("columns match schema");
     Sample { responses, items }
@@ -127,7 +139,11 @@ mod tests {
 
     #[test]
     fn same_seed_same_sample() {
-        let spec = SampleSpec { n_models: 20, items_per_benchmark: 10, ..Default::default() };
+        let spec = SampleSpec {
+            n_models: 20,
+            items_per_benchmark: 10,
+            ..Default::default()
+        };
         let (a, b) = (generate(spec), generate(spec));
         assert_eq!(a.responses, b.responses);
         assert_eq!(a.items, b.items);

@@ -15,7 +15,13 @@ use super::responses::{parse_correct_text, ResponsesBuilder, MODEL_ID};
 fn model_column(columns: &[String], opts: &IngestOptions, place: &str) -> Result<usize> {
     if let Some(name) = &opts.model_column {
         return columns.iter().position(|c| c == name).ok_or_else(|| {
-            DataError::invalid(place, format!("missing model column `{name}` (columns present: {})", columns.join(", ")))
+            DataError::invalid(
+                place,
+                format!(
+                    "missing model column `{name}` (columns present: {})",
+                    columns.join(", ")
+                ),
+            )
         });
     }
     Ok(columns
@@ -33,7 +39,12 @@ fn benchmark_for(path: &Path, opts: &IngestOptions) -> String {
     })
 }
 
-pub fn read(root: &Path, format: Format, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
+pub fn read(
+    root: &Path,
+    format: Format,
+    opts: &IngestOptions,
+    out: &mut ResponsesBuilder,
+) -> Result<()> {
     for path in files_with_extension(root, format.extension())? {
         match format {
             Format::WideCsv => read_csv(&path, opts, out)?,
@@ -47,21 +58,33 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
     let name = path.display().to_string();
     let benchmark = benchmark_for(path, opts);
     let source = out.begin_source(name.clone(), "line");
-    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv { place: name.clone(), message: e.to_string() })?;
+    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv {
+        place: name.clone(),
+        message: e.to_string(),
+    })?;
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| DataError::Csv { place: format!("{name}, line 1"), message: e.to_string() })?
+        .map_err(|e| DataError::Csv {
+            place: format!("{name}, line 1"),
+            message: e.to_string(),
+        })?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     let model_at = model_column(&header, opts, &format!("{name}, line 1"))?;
     if header.len() < 2 {
-        return Err(DataError::invalid(format!("{name}, line 1"), "a wide matrix needs a model column and at least one item column"));
+        return Err(DataError::invalid(
+            format!("{name}, line 1"),
+            "a wide matrix needs a model column and at least one item column",
+        ));
     }
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            DataError::Csv { place: format!("{name}, line {line}"), message: e.to_string() }
+            DataError::Csv {
+                place: format!("{name}, line {line}"),
+                message: e.to_string(),
+            }
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let model = record.get(model_at).unwrap_or("").trim();
@@ -91,10 +114,19 @@ fn read_parquet(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -
     let columns = parquet_columns(path)?;
     let model_at = model_column(&columns, opts, &name)?;
     if columns.len() < 2 {
-        return Err(DataError::invalid(&name, "a wide matrix needs a model column and at least one item column"));
+        return Err(DataError::invalid(
+            &name,
+            "a wide matrix needs a model column and at least one item column",
+        ));
     }
     let mut names: Vec<&str> = vec![columns[model_at].as_str()];
-    names.extend(columns.iter().enumerate().filter(|(i, _)| *i != model_at).map(|(_, c)| c.as_str()));
+    names.extend(
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != model_at)
+            .map(|(_, c)| c.as_str()),
+    );
     let source = out.begin_source(name.clone(), "row");
     let mut row = 0u64;
     for batch in open_parquet(path, &names)? {
@@ -107,7 +139,10 @@ fn read_parquet(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -
         for i in 0..batch.num_rows() {
             row += 1;
             if models.is_null(i) {
-                return Err(DataError::NullKey { place: out.place(source, row), column: MODEL_ID });
+                return Err(DataError::NullKey {
+                    place: out.place(source, row),
+                    column: MODEL_ID,
+                });
             }
             for (k, column) in cells.iter().enumerate() {
                 let item = names[k + 1];

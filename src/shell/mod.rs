@@ -68,7 +68,12 @@ Ctrl-C cancels the running query; Ctrl-D quits.";
 
 impl Shell {
     pub fn new(ctx: SessionContext, format: OutputFormat) -> Self {
-        Self { ctx, format, timing: false, queries: None }
+        Self {
+            ctx,
+            format,
+            timing: false,
+            queries: None,
+        }
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -141,7 +146,11 @@ impl Shell {
                 .await
             }
             "\\d" => {
-                if self.ctx.table_exist(arg.as_str()).map_err(|e| e.to_string())? {
+                if self
+                    .ctx
+                    .table_exist(arg.as_str())
+                    .map_err(|e| e.to_string())?
+                {
                     self.show(&format!("DESCRIBE {arg}"), out).await
                 } else {
                     Err(format!("\\d: no table named `{arg}`; \\d lists the tables"))
@@ -159,12 +168,17 @@ impl Shell {
             }
             "\\format" | "\\pset" => {
                 let value = arg.strip_prefix("format").unwrap_or(&arg).trim();
-                self.format = OutputFormat::parse(value)
-                    .ok_or_else(|| format!("unknown format `{value}`; use table, csv, json or ndjson"))?;
+                self.format = OutputFormat::parse(value).ok_or_else(|| {
+                    format!("unknown format `{value}`; use table, csv, json or ndjson")
+                })?;
                 Ok(Flow::Continue)
             }
             "\\h" | "\\help" => {
-                let text = if arg.is_empty() { function_list(&self.ctx) } else { function_help(&self.ctx, &arg)? };
+                let text = if arg.is_empty() {
+                    function_list(&self.ctx)
+                } else {
+                    function_help(&self.ctx, &arg)?
+                };
                 writeln!(out, "{text}").map_err(|e| e.to_string())?;
                 Ok(Flow::Continue)
             }
@@ -174,7 +188,12 @@ impl Shell {
 
     /// Runs a script of statements and commands; stops at the first error, naming the
     /// statement (its number and first line).
-    pub async fn run_script(&mut self, script: &str, origin: &str, out: &mut dyn Write) -> Result<bool, ScriptError> {
+    pub async fn run_script(
+        &mut self,
+        script: &str,
+        origin: &str,
+        out: &mut dyn Write,
+    ) -> Result<bool, ScriptError> {
         for (index, piece) in split_script(script).iter().enumerate() {
             match self.run_piece(piece, out).await {
                 Ok(Flow::Continue) => {}
@@ -200,10 +219,17 @@ impl Shell {
         if let Some(path) = &history {
             let _ = editor.load_history(path);
         }
-        eprintln!("crossdiff {} SQL shell. \\? for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+        eprintln!(
+            "crossdiff {} SQL shell. \\? for help, \\q to quit.",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut buffer = String::new();
         loop {
-            let prompt = if buffer.trim().is_empty() { "crossdiff> " } else { "       -> " };
+            let prompt = if buffer.trim().is_empty() {
+                "crossdiff> "
+            } else {
+                "       -> "
+            };
             match editor.readline(prompt) {
                 Ok(line) => {
                     buffer.push_str(&line);
@@ -286,7 +312,13 @@ fn save_history(editor: &mut rustyline::DefaultEditor, path: &Option<std::path::
 }
 
 /// Scalar, aggregate and window functions of a session, by name, with their kind.
-fn documented_functions(ctx: &SessionContext) -> Vec<(String, &'static str, Option<datafusion::logical_expr::Documentation>)> {
+fn documented_functions(
+    ctx: &SessionContext,
+) -> Vec<(
+    String,
+    &'static str,
+    Option<datafusion::logical_expr::Documentation>,
+)> {
     let state = ctx.state();
     let mut all = Vec::new();
     for (name, f) in state.scalar_functions() {
@@ -303,7 +335,10 @@ fn documented_functions(ctx: &SessionContext) -> Vec<(String, &'static str, Opti
 }
 
 fn function_list(ctx: &SessionContext) -> String {
-    let mut lines = vec!["crossdiff functions (\\h NAME for details, also of DataFusion's own functions):".to_string()];
+    let mut lines = vec![
+        "crossdiff functions (\\h NAME for details, also of DataFusion's own functions):"
+            .to_string(),
+    ];
     for (_, kind, doc) in documented_functions(ctx) {
         if let Some(doc) = doc.filter(|d| d.doc_section.label == "crossdiff") {
             lines.push(format!("  {:<10} {}", kind, doc.syntax_example));
@@ -317,13 +352,24 @@ fn function_list(ctx: &SessionContext) -> String {
 
 fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
     let name = name.trim().to_ascii_lowercase();
-    if let Some(doc) = udfs::table_function_docs().into_iter().find(|d| d.name == name) {
-        return Ok(format!("{} (table function)\n  {}\n\n{}\n\nExample:\n  {}", doc.name, doc.syntax, doc.description, doc.example));
+    if let Some(doc) = udfs::table_function_docs()
+        .into_iter()
+        .find(|d| d.name == name)
+    {
+        return Ok(format!(
+            "{} (table function)\n  {}\n\n{}\n\nExample:\n  {}",
+            doc.name, doc.syntax, doc.description, doc.example
+        ));
     }
-    let found = documented_functions(ctx).into_iter().find(|(n, _, _)| *n == name);
+    let found = documented_functions(ctx)
+        .into_iter()
+        .find(|(n, _, _)| *n == name);
     match found {
         Some((n, kind, Some(doc))) => {
-            let mut text = format!("{n} ({kind} function)\n  {}\n\n{}", doc.syntax_example, doc.description);
+            let mut text = format!(
+                "{n} ({kind} function)\n  {}\n\n{}",
+                doc.syntax_example, doc.description
+            );
             if let Some(args) = &doc.arguments {
                 text.push_str("\n\nArguments:");
                 for (arg, what) in args {
@@ -336,6 +382,8 @@ fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
             Ok(text)
         }
         Some((n, kind, None)) => Ok(format!("{n} ({kind} function): no documentation")),
-        None => Err(format!("no function named `{name}`; \\h lists crossdiff's functions")),
+        None => Err(format!(
+            "no function named `{name}`; \\h lists crossdiff's functions"
+        )),
     }
 }

@@ -23,20 +23,29 @@ impl OutputFormat {
 }
 
 /// Writes one statement's results. Statements without columns (DDL) print nothing.
-pub fn print_batches(out: &mut dyn Write, format: OutputFormat, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), String> {
+pub fn print_batches(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), String> {
     if schema.fields().is_empty() {
         return Ok(());
     }
     let err = |e: &dyn std::fmt::Display| e.to_string();
     match format {
         OutputFormat::Table => {
-            let table = pretty_format_batches_with_schema(schema.clone(), batches).map_err(|e| err(&e))?;
+            let table =
+                pretty_format_batches_with_schema(schema.clone(), batches).map_err(|e| err(&e))?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "{table}").map_err(|e| err(&e))?;
-            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(|e| err(&e))?;
+            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })
+                .map_err(|e| err(&e))?;
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if batches.is_empty() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 drop(writer);

@@ -26,7 +26,11 @@ impl Piece {
 
     /// The first non-empty line, for error messages.
     pub fn first_line(&self) -> &str {
-        self.text().lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("--")).unwrap_or("")
+        self.text()
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("--"))
+            .unwrap_or("")
     }
 }
 
@@ -55,9 +59,16 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
         let next = chars.get(i + 1).copied();
         // A backslash command: only at a statement boundary, first thing on its line.
         if state == State::Code && !has_code && c == '\\' {
-            let end = chars[i..].iter().position(|&c| c == '\n').map(|p| i + p).unwrap_or(chars.len());
+            let end = chars[i..]
+                .iter()
+                .position(|&c| c == '\n')
+                .map(|p| i + p)
+                .unwrap_or(chars.len());
             let command: String = chars[i..end].iter().collect();
-            pieces.push(Piece::Command { text: command.trim().trim_end_matches(';').trim().to_string(), line });
+            pieces.push(Piece::Command {
+                text: command.trim().trim_end_matches(';').trim().to_string(),
+                line,
+            });
             current.clear();
             i = end;
             continue;
@@ -70,7 +81,10 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
                 '/' if next == Some('*') => state = State::BlockComment,
                 ';' => {
                     if has_code {
-                        pieces.push(Piece::Sql { text: current.trim().to_string(), line: start_line });
+                        pieces.push(Piece::Sql {
+                            text: current.trim().to_string(),
+                            line: start_line,
+                        });
                     }
                     current.clear();
                     has_code = false;
@@ -92,7 +106,10 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
             }
             _ => {}
         }
-        if !has_code && !c.is_whitespace() && matches!(state, State::Code | State::Single | State::Double) {
+        if !has_code
+            && !c.is_whitespace()
+            && matches!(state, State::Code | State::Single | State::Double)
+        {
             has_code = true;
             start_line = line;
         }
@@ -113,7 +130,10 @@ pub fn split_script(text: &str) -> Vec<Piece> {
     let (mut pieces, rest) = split(text, 1);
     if !rest.trim().is_empty() {
         let (_, line) = last_line_of(text, &rest);
-        pieces.push(Piece::Sql { text: rest.trim().to_string(), line });
+        pieces.push(Piece::Sql {
+            text: rest.trim().to_string(),
+            line,
+        });
     }
     pieces
 }
@@ -138,16 +158,38 @@ mod tests {
         let pieces = split_script(script);
         assert_eq!(
             sql(&pieces),
-            vec![("SELECT 1", 2), ("SELECT 'a;b'\n  , \"x;y\" /* ; */ FROM t", 4), ("SELECT 3", 6)]
+            vec![
+                ("SELECT 1", 2),
+                ("SELECT 'a;b'\n  , \"x;y\" /* ; */ FROM t", 4),
+                ("SELECT 3", 6)
+            ]
         );
     }
 
     #[test]
     fn commands_at_boundaries() {
         let pieces = split_script("\\d responses\nSELECT '\\d' ;\n\\timing\n");
-        assert_eq!(pieces[0], Piece::Command { text: "\\d responses".into(), line: 1 });
-        assert_eq!(pieces[1], Piece::Sql { text: "SELECT '\\d'".into(), line: 2 });
-        assert_eq!(pieces[2], Piece::Command { text: "\\timing".into(), line: 3 });
+        assert_eq!(
+            pieces[0],
+            Piece::Command {
+                text: "\\d responses".into(),
+                line: 1
+            }
+        );
+        assert_eq!(
+            pieces[1],
+            Piece::Sql {
+                text: "SELECT '\\d'".into(),
+                line: 2
+            }
+        );
+        assert_eq!(
+            pieces[2],
+            Piece::Command {
+                text: "\\timing".into(),
+                line: 3
+            }
+        );
     }
 
     #[test]

@@ -8,22 +8,34 @@ use crossdiff::datafusion::arrow::util::pretty::pretty_format_batches;
 use crossdiff::datafusion::prelude::SessionContext;
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// `../shared/data/<rel>`, or `None` (with a message) where the shared data is absent.
 pub fn shared_data(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: {} is absent (the real leaderboard data lives in ../shared/data)", p.display());
+        eprintln!(
+            "SKIPPED: {} is absent (the real leaderboard data lives in ../shared/data)",
+            p.display()
+        );
         None
     }
 }
 
 pub async fn sql(ctx: &SessionContext, q: &str) -> Vec<RecordBatch> {
-    ctx.sql(q).await.unwrap_or_else(|e| panic!("{q}: {e}")).collect().await.unwrap_or_else(|e| panic!("{q}: {e}"))
+    ctx.sql(q)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
 /// The error message of a statement that must fail (planning or execution).
@@ -32,7 +44,10 @@ pub async fn sql_err(ctx: &SessionContext, q: &str) -> String {
         Err(e) => e.to_string(),
         Ok(df) => match df.collect().await {
             Err(e) => e.to_string(),
-            Ok(b) => panic!("{q} should fail but returned {}", pretty_format_batches(&b).unwrap()),
+            Ok(b) => panic!(
+                "{q} should fail but returned {}",
+                pretty_format_batches(&b).unwrap()
+            ),
         },
     }
 }

@@ -20,7 +20,14 @@ fn rows(batch: &RecordBatch) -> BTreeSet<Row> {
     let s = |c: usize| batch.column(c).as_string::<i32>().clone();
     let (m, b, i, c) = (s(0), s(1), s(2), batch.column(3).as_boolean().clone());
     (0..batch.num_rows())
-        .map(|r| (m.value(r).to_string(), b.value(r).to_string(), i.value(r).to_string(), c.value(r)))
+        .map(|r| {
+            (
+                m.value(r).to_string(),
+                b.value(r).to_string(),
+                i.value(r).to_string(),
+                c.value(r),
+            )
+        })
         .collect()
 }
 
@@ -35,7 +42,12 @@ fn row(m: &str, b: &str, i: &str, c: bool) -> Row {
 
 #[test]
 fn lm_eval_folder_of_models() {
-    let batch = read(&fixture("lm_eval"), Format::LmEval, r#"{"metric": "acc,exact_match", "filter": "strict-match"}"#).unwrap();
+    let batch = read(
+        &fixture("lm_eval"),
+        Format::LmEval,
+        r#"{"metric": "acc,exact_match", "filter": "strict-match"}"#,
+    )
+    .unwrap();
     let got = rows(&batch);
     let qwen = "Qwen/Qwen2.5-0.5B-Instruct";
     let llama = "meta-llama/Llama-3.2-1B-Instruct";
@@ -54,7 +66,12 @@ fn lm_eval_folder_of_models() {
     assert_eq!(got, expected);
 
     // acc_norm and the flexible filter give other answers.
-    let batch = read(&fixture("lm_eval"), Format::LmEval, r#"{"metric": "acc_norm,exact_match", "filter": "flexible-extract"}"#).unwrap();
+    let batch = read(
+        &fixture("lm_eval"),
+        Format::LmEval,
+        r#"{"metric": "acc_norm,exact_match", "filter": "flexible-extract"}"#,
+    )
+    .unwrap();
     let got = rows(&batch);
     assert!(got.contains(&row(qwen, "arc_easy", "2", true)));
     assert!(got.contains(&row(qwen, "gsm8k", "1", true)));
@@ -65,27 +82,51 @@ fn lm_eval_single_file_with_options() {
     let file = fixture("lm_eval/meta-llama__Llama-3.2-1B-Instruct/samples_arc_easy_2024-11-02T08-30-00.000000.jsonl");
     let batch = read(&file, Format::LmEval, "").unwrap();
     assert_eq!(batch.num_rows(), 3);
-    assert!(rows(&batch).iter().all(|r| r.0 == "meta-llama/Llama-3.2-1B-Instruct" && r.1 == "arc_easy"));
-    let batch = read(&file, Format::LmEval, r#"{"model_id": "my-model", "benchmark": "arc"}"#).unwrap();
-    assert!(rows(&batch).iter().all(|r| r.0 == "my-model" && r.1 == "arc"));
+    assert!(rows(&batch)
+        .iter()
+        .all(|r| r.0 == "meta-llama/Llama-3.2-1B-Instruct" && r.1 == "arc_easy"));
+    let batch = read(
+        &file,
+        Format::LmEval,
+        r#"{"model_id": "my-model", "benchmark": "arc"}"#,
+    )
+    .unwrap();
+    assert!(rows(&batch)
+        .iter()
+        .all(|r| r.0 == "my-model" && r.1 == "arc"));
 }
 
 #[test]
 fn lm_eval_filters_duplicate_unless_chosen() {
     let dir = fixture("lm_eval/Qwen__Qwen2.5-0.5B-Instruct");
     let e = read(&dir, Format::LmEval, r#"{"metric": "acc,exact_match"}"#).unwrap_err();
-    assert!(e.contains("duplicate response") && e.contains("item `0`"), "{e}");
-    assert!(e.contains("samples_gsm8k_2024-11-01T10-00-00.000000.jsonl, line 1"), "{e}");
+    assert!(
+        e.contains("duplicate response") && e.contains("item `0`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("samples_gsm8k_2024-11-01T10-00-00.000000.jsonl, line 1"),
+        "{e}"
+    );
     assert!(e.contains("line 2") && e.contains("on_duplicate"), "{e}");
     // An explicit policy combines them instead.
-    let batch = read(&dir, Format::LmEval, r#"{"metric": "acc,exact_match", "on_duplicate": "any"}"#).unwrap();
+    let batch = read(
+        &dir,
+        Format::LmEval,
+        r#"{"metric": "acc,exact_match", "on_duplicate": "any"}"#,
+    )
+    .unwrap();
     assert!(rows(&batch).contains(&row("Qwen/Qwen2.5-0.5B-Instruct", "gsm8k", "1", true)));
 }
 
 #[test]
 fn lm_eval_bad_lines_are_named() {
     let e = read(&fixture("bad"), Format::LmEval, "").unwrap_err();
-    assert!(e.contains("samples_arc_easy_2024-11-01T10-00-00.jsonl, line 3") && e.contains("malformed JSON"), "{e}");
+    assert!(
+        e.contains("samples_arc_easy_2024-11-01T10-00-00.jsonl, line 3")
+            && e.contains("malformed JSON"),
+        "{e}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
@@ -94,15 +135,32 @@ fn lm_eval_bad_lines_are_named() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let p = write("samples_a_2024-01-01T00-00-00.jsonl", "{\"doc_id\": 0, \"acc\": 1}\n{\"doc_id\": 1, \"acc\": 0.5}\n");
+    let p = write(
+        "samples_a_2024-01-01T00-00-00.jsonl",
+        "{\"doc_id\": 0, \"acc\": 1}\n{\"doc_id\": 1, \"acc\": 0.5}\n",
+    );
     let e = read(&p, Format::LmEval, "").unwrap_err();
-    assert!(e.contains("line 2") && e.contains("0.5") && e.contains("0 or 1"), "{e}");
-    let p = write("samples_b_2024-01-01T00-00-00.jsonl", "{\"doc_id\": 0, \"acc\": null}\n");
+    assert!(
+        e.contains("line 2") && e.contains("0.5") && e.contains("0 or 1"),
+        "{e}"
+    );
+    let p = write(
+        "samples_b_2024-01-01T00-00-00.jsonl",
+        "{\"doc_id\": 0, \"acc\": null}\n",
+    );
     let e = read(&p, Format::LmEval, "").unwrap_err();
     assert!(e.contains("line 1") && e.contains("NULL"), "{e}");
-    let p = write("samples_c_2024-01-01T00-00-00.jsonl", "{\"doc_id\": 0, \"exact_match\": 1}\n");
+    let p = write(
+        "samples_c_2024-01-01T00-00-00.jsonl",
+        "{\"doc_id\": 0, \"exact_match\": 1}\n",
+    );
     let e = read(&p, Format::LmEval, "").unwrap_err();
-    assert!(e.contains("line 1") && e.contains("missing metric field `acc`") && e.contains("exact_match"), "{e}");
+    assert!(
+        e.contains("line 1")
+            && e.contains("missing metric field `acc`")
+            && e.contains("exact_match"),
+        "{e}"
+    );
     let p = write("samples_d_2024-01-01T00-00-00.jsonl", "{\"acc\": 1}\n");
     let e = read(&p, Format::LmEval, "").unwrap_err();
     assert!(e.contains("line 1") && e.contains("doc_id"), "{e}");
@@ -121,7 +179,9 @@ fn lm_eval_bad_lines_are_named() {
 #[test]
 fn lm_eval_parquet_records() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("org__model-x/samples_hellaswag_2024-03-01T00-00-00.000000.parquet");
+    let path = dir
+        .path()
+        .join("org__model-x/samples_hellaswag_2024-03-01T00-00-00.000000.parquet");
     let schema = Arc::new(Schema::new(vec![
         Field::new("doc_id", DataType::Int64, false),
         Field::new("doc", DataType::Utf8, false),
@@ -142,15 +202,30 @@ fn lm_eval_parquet_records() {
     let got = rows(&read(dir.path(), Format::LmEvalParquet, "").unwrap());
     assert_eq!(got.len(), 3);
     assert!(got.contains(&row("org/model-x", "hellaswag", "1", false)));
-    let e = read(dir.path(), Format::LmEvalParquet, r#"{"metric": "acc_norm"}"#).unwrap_err();
+    let e = read(
+        dir.path(),
+        Format::LmEvalParquet,
+        r#"{"metric": "acc_norm"}"#,
+    )
+    .unwrap_err();
     assert!(e.contains("row 3") && e.contains("NULL"), "{e}");
     let e = read(dir.path(), Format::LmEvalParquet, r#"{"metric": "em"}"#).unwrap_err();
-    assert!(e.contains("missing metric column `em`") && e.contains("acc_norm"), "{e}");
+    assert!(
+        e.contains("missing metric column `em`") && e.contains("acc_norm"),
+        "{e}"
+    );
 }
 
 #[test]
 fn wide_csv_and_parquet() {
-    let got = rows(&read(&fixture("wide.csv"), Format::WideCsv, r#"{"benchmark": "toy"}"#).unwrap());
+    let got = rows(
+        &read(
+            &fixture("wide.csv"),
+            Format::WideCsv,
+            r#"{"benchmark": "toy"}"#,
+        )
+        .unwrap(),
+    );
     assert_eq!(got.len(), 10, "empty and NA cells are missing responses");
     assert!(got.contains(&row("org/model-c", "toy", "item_0", true)));
     assert!(!got.iter().any(|r| r.0 == "org/model-b" && r.2 == "item_2"));
@@ -161,7 +236,10 @@ fn wide_csv_and_parquet() {
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "model,i1,i2\nm1,1,0\nm2,1,2\n").unwrap();
     let e = read(&bad, Format::WideCsv, "").unwrap_err();
-    assert!(e.contains("bad.csv, line 3") && e.contains("column `i2`") && e.contains("\"2\""), "{e}");
+    assert!(
+        e.contains("bad.csv, line 3") && e.contains("column `i2`") && e.contains("\"2\""),
+        "{e}"
+    );
 
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, false),
@@ -180,7 +258,12 @@ fn wide_csv_and_parquet() {
     let path = dir.path().join("mmlu.parquet");
     write_parquet(&path, &[batch]).unwrap();
     let got = rows(&read(&path, Format::WideParquet, "").unwrap());
-    let expected: BTreeSet<Row> = [row("m1", "mmlu", "q1", true), row("m1", "mmlu", "q2", false), row("m2", "mmlu", "q2", true)].into();
+    let expected: BTreeSet<Row> = [
+        row("m1", "mmlu", "q1", true),
+        row("m1", "mmlu", "q2", false),
+        row("m2", "mmlu", "q2", true),
+    ]
+    .into();
     assert_eq!(got, expected);
 }
 
@@ -194,8 +277,14 @@ fn long_tables_and_their_errors() {
     let missing = dir.path().join("m.csv");
     std::fs::write(&missing, "model_id,item_id,correct\na,1,1\n").unwrap();
     let e = read(&missing, Format::Csv, "").unwrap_err();
-    assert!(e.contains("missing column `benchmark`") && e.contains("model_id, item_id, correct"), "{e}");
-    assert_eq!(rows(&read(&missing, Format::Csv, r#"{"benchmark": "b"}"#).unwrap()).len(), 1);
+    assert!(
+        e.contains("missing column `benchmark`") && e.contains("model_id, item_id, correct"),
+        "{e}"
+    );
+    assert_eq!(
+        rows(&read(&missing, Format::Csv, r#"{"benchmark": "b"}"#).unwrap()).len(),
+        1
+    );
 
     // Parquet with other column names, a NULL and a non-0/1 value.
     let schema = Arc::new(Schema::new(vec![
@@ -221,25 +310,48 @@ fn long_tables_and_their_errors() {
     let nulls = dir.path().join("nulls.parquet");
     write_parquet(&nulls, &[make(vec![Some(1.0), None, Some(1.0)])]).unwrap();
     let e = read(&nulls, Format::Parquet, opts).unwrap_err();
-    assert!(e.contains("nulls.parquet, row 2") && e.contains("NULL") && e.contains("`score`"), "{e}");
+    assert!(
+        e.contains("nulls.parquet, row 2") && e.contains("NULL") && e.contains("`score`"),
+        "{e}"
+    );
     let half = dir.path().join("half.parquet");
     write_parquet(&half, &[make(vec![Some(1.0), Some(0.5), Some(1.0)])]).unwrap();
     let e = read(&half, Format::Parquet, opts).unwrap_err();
-    assert!(e.contains("half.parquet, row 2") && e.contains("0.5"), "{e}");
+    assert!(
+        e.contains("half.parquet, row 2") && e.contains("0.5"),
+        "{e}"
+    );
     let e = read(&good, Format::Parquet, "").unwrap_err();
-    assert!(e.contains("missing column `model_id`") && e.contains("subject"), "{e}");
+    assert!(
+        e.contains("missing column `model_id`") && e.contains("subject"),
+        "{e}"
+    );
 }
 
 #[test]
 fn pyirt_read() {
-    let got = rows(&read(&fixture("responses.pyirt.jsonl"), Format::PyIrt, r#"{"benchmark": "toy"}"#).unwrap());
+    let got = rows(
+        &read(
+            &fixture("responses.pyirt.jsonl"),
+            Format::PyIrt,
+            r#"{"benchmark": "toy"}"#,
+        )
+        .unwrap(),
+    );
     assert_eq!(got.len(), 6);
     assert!(got.contains(&row("org/model-b", "toy", "q3", true)));
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.jsonl");
-    std::fs::write(&p, "{\"subject_id\": \"m\", \"responses\": {\"q\": 1}}\n{\"subject_id\": \"n\"}\n").unwrap();
+    std::fs::write(
+        &p,
+        "{\"subject_id\": \"m\", \"responses\": {\"q\": 1}}\n{\"subject_id\": \"n\"}\n",
+    )
+    .unwrap();
     let e = read(&p, Format::PyIrt, "").unwrap_err();
-    assert!(e.contains("x.jsonl, line 2") && e.contains("responses"), "{e}");
+    assert!(
+        e.contains("x.jsonl, line 2") && e.contains("responses"),
+        "{e}"
+    );
 }
 
 /// samples jsonl -> Parquet -> py-irt jsonlines -> Parquet keeps every row, through the CLI.
@@ -247,16 +359,55 @@ fn pyirt_read() {
 fn ingest_round_trip_keeps_every_row() {
     let exe = env!("CARGO_BIN_EXE_crossdiff");
     let dir = tempfile::tempdir().unwrap();
-    let (p1, py, p2) = (dir.path().join("r1.parquet"), dir.path().join("r.jsonl"), dir.path().join("r2.parquet"));
+    let (p1, py, p2) = (
+        dir.path().join("r1.parquet"),
+        dir.path().join("r.jsonl"),
+        dir.path().join("r2.parquet"),
+    );
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(exe).arg("ingest").args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(exe)
+            .arg("ingest")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let lm = fixture("lm_eval");
-    run(&[lm.to_str().unwrap(), "--format", "lm_eval", "--metric", "acc,exact_match", "--filter", "strict-match", "--out", p1.to_str().unwrap()]);
-    run(&[p1.to_str().unwrap(), "--format", "parquet", "--out", py.to_str().unwrap()]);
-    run(&[py.to_str().unwrap(), "--format", "pyirt", "--out", p2.to_str().unwrap()]);
-    let original = read(&lm, Format::LmEval, r#"{"metric": "acc,exact_match", "filter": "strict-match"}"#).unwrap();
+    run(&[
+        lm.to_str().unwrap(),
+        "--format",
+        "lm_eval",
+        "--metric",
+        "acc,exact_match",
+        "--filter",
+        "strict-match",
+        "--out",
+        p1.to_str().unwrap(),
+    ]);
+    run(&[
+        p1.to_str().unwrap(),
+        "--format",
+        "parquet",
+        "--out",
+        py.to_str().unwrap(),
+    ]);
+    run(&[
+        py.to_str().unwrap(),
+        "--format",
+        "pyirt",
+        "--out",
+        p2.to_str().unwrap(),
+    ]);
+    let original = read(
+        &lm,
+        Format::LmEval,
+        r#"{"metric": "acc,exact_match", "filter": "strict-match"}"#,
+    )
+    .unwrap();
     let first = read(&p1, Format::Parquet, "").unwrap();
     let last = read(&p2, Format::Parquet, "").unwrap();
     assert_eq!(original.num_rows(), 8);
@@ -278,23 +429,49 @@ fn failed_ingest_leaves_outputs_alone() {
     let fresh = dir.path().join("new.parquet");
     for out in [&existing, &fresh] {
         let o = std::process::Command::new(exe)
-            .args(["ingest", fixture("bad").to_str().unwrap(), "--format", "lm_eval", "--out", out.to_str().unwrap()])
+            .args([
+                "ingest",
+                fixture("bad").to_str().unwrap(),
+                "--format",
+                "lm_eval",
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(!o.status.success());
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("line 3") && err.contains("malformed JSON"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("malformed JSON"),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read(&existing).unwrap(), b"previous contents");
     assert!(!fresh.exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary files left"
+    );
 
     let o = std::process::Command::new(exe)
-        .args(["ingest", fixture("wide.csv").to_str().unwrap(), "--format", "wide_csv", "--metric", "acc", "--out", fresh.to_str().unwrap()])
+        .args([
+            "ingest",
+            fixture("wide.csv").to_str().unwrap(),
+            "--format",
+            "wide_csv",
+            "--metric",
+            "acc",
+            "--out",
+            fresh.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("--metric") && err.contains("unknown option `metric`"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("--metric") && err.contains("unknown option `metric`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -307,8 +484,13 @@ async fn read_responses_from_sql() {
         lm.display()
     );
     let b = sql(&ctx, &q).await;
-    let cells: Vec<String> = (0..4).map(|c| common::column_text(&b, c).join(" ")).collect();
-    assert_eq!(cells[0], "Qwen/Qwen2.5-0.5B-Instruct Qwen/Qwen2.5-0.5B-Instruct meta-llama/Llama-3.2-1B-Instruct");
+    let cells: Vec<String> = (0..4)
+        .map(|c| common::column_text(&b, c).join(" "))
+        .collect();
+    assert_eq!(
+        cells[0],
+        "Qwen/Qwen2.5-0.5B-Instruct Qwen/Qwen2.5-0.5B-Instruct meta-llama/Llama-3.2-1B-Instruct"
+    );
     assert_eq!(cells[1], "arc_easy gsm8k arc_easy");
     assert_eq!(cells[2], "3 2 3");
     assert_eq!(cells[3], "2 1 1");
@@ -316,8 +498,23 @@ async fn read_responses_from_sql() {
     // COPY the result to Parquet and read it back as a table.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.parquet");
-    sql(&ctx, &format!("COPY (SELECT * FROM read_responses('{}', 'wide_csv')) TO '{}' STORED AS PARQUET", fixture("wide.csv").display(), out.display())).await;
-    let b = sql(&ctx, &format!("SELECT count(*) FROM read_responses('{}', 'parquet')", out.display())).await;
+    sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT * FROM read_responses('{}', 'wide_csv')) TO '{}' STORED AS PARQUET",
+            fixture("wide.csv").display(),
+            out.display()
+        ),
+    )
+    .await;
+    let b = sql(
+        &ctx,
+        &format!(
+            "SELECT count(*) FROM read_responses('{}', 'parquet')",
+            out.display()
+        ),
+    )
+    .await;
     assert_eq!(common::column_text(&b, 0), vec!["10"]);
 }
 
@@ -328,19 +525,44 @@ async fn read_responses_bad_arguments() {
     let w = wide.display();
     let e = sql_err(&ctx, "SELECT * FROM read_responses('x')").await;
     assert!(e.contains("expects 2 or 3 arguments"), "{e}");
-    let e = sql_err(&ctx, &format!("SELECT * FROM read_responses('{w}', 'excel')")).await;
-    assert!(e.contains("unknown format \"excel\"") && e.contains("'wide_csv'"), "{e}");
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT * FROM read_responses('{w}', 'excel')"),
+    )
+    .await;
+    assert!(
+        e.contains("unknown format \"excel\"") && e.contains("'wide_csv'"),
+        "{e}"
+    );
     let e = sql_err(&ctx, &format!("SELECT * FROM read_responses('{w}', 3)")).await;
     assert!(e.contains("argument 2 (format) must be a string"), "{e}");
-    let e = sql_err(&ctx, &format!("SELECT * FROM read_responses('{w}', 'wide_csv', '{{\"sep\": \";\"}}')")).await;
-    assert!(e.contains("unknown option `sep`") && e.contains("model_column"), "{e}");
-    let e = sql_err(&ctx, &format!("SELECT * FROM read_responses('{w}', 'wide_csv', 'not json')")).await;
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT * FROM read_responses('{w}', 'wide_csv', '{{\"sep\": \";\"}}')"),
+    )
+    .await;
+    assert!(
+        e.contains("unknown option `sep`") && e.contains("model_column"),
+        "{e}"
+    );
+    let e = sql_err(
+        &ctx,
+        &format!("SELECT * FROM read_responses('{w}', 'wide_csv', 'not json')"),
+    )
+    .await;
     assert!(e.contains("options") && e.contains("malformed JSON"), "{e}");
-    let e = sql_err(&ctx, "SELECT * FROM read_responses('/no/such/file.csv', 'wide_csv')").await;
+    let e = sql_err(
+        &ctx,
+        "SELECT * FROM read_responses('/no/such/file.csv', 'wide_csv')",
+    )
+    .await;
     assert!(e.contains("/no/such/file.csv does not exist"), "{e}");
     // Planning reads nothing: EXPLAIN of a malformed source succeeds, running it fails.
     let bad = fixture("bad");
-    let q = format!("SELECT * FROM read_responses('{}', 'lm_eval')", bad.display());
+    let q = format!(
+        "SELECT * FROM read_responses('{}', 'lm_eval')",
+        bad.display()
+    );
     sql(&ctx, &format!("EXPLAIN {q}")).await;
     let e = sql_err(&ctx, &q).await;
     assert!(e.contains("line 3") && e.contains("malformed JSON"), "{e}");

@@ -26,7 +26,11 @@ async fn irt_prob_models() {
     assert_eq!(f64s(&b, 4)[0], None);
 
     // Columns, not only literals.
-    let b = sql(&ctx, "SELECT irt_prob(t, d) FROM (VALUES (0.0, 0.0), (2.0, 0.0)) AS v(t, d)").await;
+    let b = sql(
+        &ctx,
+        "SELECT irt_prob(t, d) FROM (VALUES (0.0, 0.0), (2.0, 0.0)) AS v(t, d)",
+    )
+    .await;
     close(f64s(&b, 0)[1], sigmoid(2.0));
 }
 
@@ -45,8 +49,17 @@ async fn irt_prob_bad_arguments() {
 async fn bins_and_quantiles_follow_the_paper() {
     let ctx = crossdiff::new_context();
     // 20 items, difficulties 0..19 in shuffled order: 10 bins of 2.
-    let values: Vec<String> = (0..20).map(|i| format!("('b', 'i{:02}', {})", i, (i * 7) % 20)).collect();
-    sql(&ctx, &format!("CREATE TABLE d(benchmark VARCHAR, item_id VARCHAR, difficulty DOUBLE) AS VALUES {}", values.join(","))).await;
+    let values: Vec<String> = (0..20)
+        .map(|i| format!("('b', 'i{:02}', {})", i, (i * 7) % 20))
+        .collect();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE TABLE d(benchmark VARCHAR, item_id VARCHAR, difficulty DOUBLE) AS VALUES {}",
+            values.join(",")
+        ),
+    )
+    .await;
     let b = sql(&ctx, "SELECT difficulty, difficulty_bin(difficulty, 10) OVER (PARTITION BY benchmark) AS bin, \
                        difficulty_quantile(difficulty) OVER (PARTITION BY benchmark) AS q FROM d ORDER BY difficulty").await;
     let bins = column_text(&b, 1);
@@ -70,7 +83,11 @@ async fn bins_break_ties_by_key_and_skip_nulls() {
     // All tied: a, b go to bin 0 and c, d to bin 1 by item_id; NULL difficulty gets NULL.
     assert_eq!(first, vec!["0", "0", "1", "1", "", "0", "1"]);
     // Same answer whatever the input order.
-    sql(&ctx, "CREATE TABLE d2 AS SELECT * FROM d ORDER BY item_id DESC").await;
+    sql(
+        &ctx,
+        "CREATE TABLE d2 AS SELECT * FROM d ORDER BY item_id DESC",
+    )
+    .await;
     let again = column_text(&sql(&ctx, &q.replace("FROM d ", "FROM d2 ")).await, 2);
     assert_eq!(first, again);
 }
@@ -78,35 +95,65 @@ async fn bins_break_ties_by_key_and_skip_nulls() {
 #[tokio::test]
 async fn bins_bad_arguments() {
     let ctx = crossdiff::new_context();
-    sql(&ctx, "CREATE TABLE d(item_id VARCHAR, difficulty DOUBLE) AS VALUES ('a', 1.0), ('b', 2.0)").await;
+    sql(
+        &ctx,
+        "CREATE TABLE d(item_id VARCHAR, difficulty DOUBLE) AS VALUES ('a', 1.0), ('b', 2.0)",
+    )
+    .await;
     let e = sql_err(&ctx, "SELECT difficulty_bin(difficulty, 0) OVER () FROM d").await;
     assert!(e.contains("n must be a positive integer"), "{e}");
-    let e = sql_err(&ctx, "SELECT difficulty_bin(difficulty, 2.5) OVER () FROM d").await;
+    let e = sql_err(
+        &ctx,
+        "SELECT difficulty_bin(difficulty, 2.5) OVER () FROM d",
+    )
+    .await;
     assert!(e.contains("argument 2 (n) must be an integer"), "{e}");
     let e = sql_err(&ctx, "SELECT difficulty_bin(item_id, 2) OVER () FROM d").await;
     assert!(e.contains("argument 1 (difficulty) must be numeric"), "{e}");
     let e = sql_err(&ctx, "SELECT difficulty_quantile() OVER () FROM d").await;
-    assert!(e.contains("difficulty_quantile expects 1 or 2 arguments"), "{e}");
-    let e = sql_err(&ctx, "SELECT difficulty_bin(difficulty, 2) OVER () FROM nope").await;
+    assert!(
+        e.contains("difficulty_quantile expects 1 or 2 arguments"),
+        "{e}"
+    );
+    let e = sql_err(
+        &ctx,
+        "SELECT difficulty_bin(difficulty, 2) OVER () FROM nope",
+    )
+    .await;
     assert!(e.contains("nope") && e.contains("not found"), "{e}");
 }
 
 #[tokio::test]
 async fn rank_correlations_match_hand_computed_values() {
     let ctx = crossdiff::new_context();
-    sql(&ctx, "CREATE TABLE p(g VARCHAR, x DOUBLE, y DOUBLE) AS VALUES \
+    sql(
+        &ctx,
+        "CREATE TABLE p(g VARCHAR, x DOUBLE, y DOUBLE) AS VALUES \
                ('a', 1, 2), ('a', 1, 1), ('a', 2, 4), ('a', 3, 3), ('a', 4, 5), ('a', NULL, 9), \
                ('b', 1, 3), ('b', 2, 2), ('b', 3, 1), \
-               ('c', 1, 1)").await;
-    let b = sql(&ctx, "SELECT g, spearman_corr(x, y), kendall_tau(x, y) FROM p GROUP BY g ORDER BY g").await;
+               ('c', 1, 1)",
+    )
+    .await;
+    let b = sql(
+        &ctx,
+        "SELECT g, spearman_corr(x, y), kendall_tau(x, y) FROM p GROUP BY g ORDER BY g",
+    )
+    .await;
     let (rho, tau) = (f64s(&b, 1), f64s(&b, 2));
     close(rho[0], 8.5 / (9.5f64 * 10.0).sqrt());
     close(tau[0], 7.0 / (9.0f64 * 10.0).sqrt());
     close(rho[1], -1.0);
     close(tau[1], -1.0);
-    assert_eq!((rho[2], tau[2]), (None, None), "one pair has no correlation");
+    assert_eq!(
+        (rho[2], tau[2]),
+        (None, None),
+        "one pair has no correlation"
+    );
     let e = sql_err(&ctx, "SELECT spearman_corr(g, y) FROM p").await;
-    assert!(e.contains("spearman_corr: argument 1 (x) must be numeric"), "{e}");
+    assert!(
+        e.contains("spearman_corr: argument 1 (x) must be numeric"),
+        "{e}"
+    );
     let e = sql_err(&ctx, "SELECT kendall_tau(x) FROM p").await;
     assert!(e.contains("kendall_tau expects 2 arguments"), "{e}");
 }
@@ -121,7 +168,9 @@ async fn rank_correlations_merge_partial_states() {
         Field::new("y", DataType::Float64, true),
     ]));
     let xs: Vec<f64> = (0..200).map(|i| ((i * 37) % 101) as f64).collect();
-    let ys: Vec<f64> = (0..200).map(|i| ((i * 53) % 17) as f64 + xs[i] / 10.0).collect();
+    let ys: Vec<f64> = (0..200)
+        .map(|i| ((i * 53) % 17) as f64 + xs[i] / 10.0)
+        .collect();
     let partitions: Vec<Vec<RecordBatch>> = (0..4)
         .map(|p| {
             let range = p * 50..(p + 1) * 50;
@@ -136,12 +185,29 @@ async fn rank_correlations_merge_partial_states() {
             .unwrap()]
         })
         .collect();
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema, partitions).unwrap())).unwrap();
-    let b = sql(&ctx, "SELECT g, spearman_corr(x, y), kendall_tau(x, y) FROM t GROUP BY g").await;
-    close(f64s(&b, 1)[0], crossdiff::stats::spearman(&xs, &ys).unwrap());
-    close(f64s(&b, 2)[0], crossdiff::stats::kendall_tau_b(&xs, &ys).unwrap());
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(schema, partitions).unwrap()),
+    )
+    .unwrap();
+    let b = sql(
+        &ctx,
+        "SELECT g, spearman_corr(x, y), kendall_tau(x, y) FROM t GROUP BY g",
+    )
+    .await;
+    close(
+        f64s(&b, 1)[0],
+        crossdiff::stats::spearman(&xs, &ys).unwrap(),
+    );
+    close(
+        f64s(&b, 2)[0],
+        crossdiff::stats::kendall_tau_b(&xs, &ys).unwrap(),
+    );
     let b = sql(&ctx, "SELECT spearman_corr(x, y) FROM t").await;
-    close(f64s(&b, 0)[0], crossdiff::stats::spearman(&xs, &ys).unwrap());
+    close(
+        f64s(&b, 0)[0],
+        crossdiff::stats::spearman(&xs, &ys).unwrap(),
+    );
 }
 
 #[test]
@@ -149,19 +215,34 @@ fn functions_carry_their_documentation() {
     // `\h NAME` in the shell prints these; see tests/cli.rs.
     let ctx = crossdiff::new_context();
     let state = ctx.state();
-    let doc = |d: Option<&crossdiff::datafusion::logical_expr::Documentation>| d.expect("documented").description.clone();
-    assert!(doc(state.scalar_functions()["irt_prob"].documentation()).contains("logistic IRT model"));
-    assert!(doc(state.aggregate_functions()["spearman_corr"].documentation()).contains("average of their ranks"));
+    let doc = |d: Option<&crossdiff::datafusion::logical_expr::Documentation>| {
+        d.expect("documented").description.clone()
+    };
+    assert!(
+        doc(state.scalar_functions()["irt_prob"].documentation()).contains("logistic IRT model")
+    );
+    assert!(
+        doc(state.aggregate_functions()["spearman_corr"].documentation())
+            .contains("average of their ranks")
+    );
     assert!(doc(state.aggregate_functions()["kendall_tau"].documentation()).contains("tau-b"));
-    assert!(doc(state.window_functions()["difficulty_bin"].documentation()).contains("k/n <= q < (k+1)/n"));
-    assert!(doc(state.window_functions()["difficulty_quantile"].documentation()).contains("1pl_quantile"));
+    assert!(
+        doc(state.window_functions()["difficulty_bin"].documentation())
+            .contains("k/n <= q < (k+1)/n")
+    );
+    assert!(
+        doc(state.window_functions()["difficulty_quantile"].documentation())
+            .contains("1pl_quantile")
+    );
     assert!(state.table_functions().contains_key("read_responses"));
 }
 
 /// The issue's check on real data: GSM8K items of the Open LLM Leaderboard in 10 bins.
 #[tokio::test]
 async fn real_gsm8k_bins_and_solution_steps() {
-    let Some(dir) = common::shared_data("oll_v1") else { return };
+    let Some(dir) = common::shared_data("oll_v1") else {
+        return;
+    };
     let ctx = crossdiff::new_context();
     crossdiff::register_data_dir(&ctx, &dir).await.unwrap();
     let b = sql(&ctx, "WITH d AS (SELECT item_id, 1 - avg(CAST(correct AS DOUBLE)) AS difficulty FROM responses \
