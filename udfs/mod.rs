@@ -37,12 +37,8 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
 /// Registers every crossdiff function on a session.
 pub fn register_all(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(irt_prob::IrtProb::default()));
-    ctx.register_udaf(AggregateUDF::new_from_impl(
-        spearman_corr::SpearmanCorr::default(),
-    ));
-    ctx.register_udaf(AggregateUDF::new_from_impl(
-        kendall_tau::KendallTau::default(),
-    ));
+    ctx.register_udaf(AggregateUDF::new_from_impl(spearman_corr::spearman_corr()));
+    ctx.register_udaf(AggregateUDF::new_from_impl(kendall_tau::kendall_tau()));
     ctx.register_udwf(WindowUDF::new_from_impl(
         difficulty_quantile::DifficultyQuantile::default(),
     ));

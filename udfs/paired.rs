@@ -1,19 +1,94 @@
-//! The accumulator shared by the rank-correlation aggregates: it buffers (x, y) pairs,
-//! skipping pairs with a NULL or NaN side, and applies a statistic at the end. Partial states
-//! are the two buffered lists, so the aggregates also merge correctly across partitions.
+//! What the rank-correlation aggregates share: an aggregate of (x, y) pairs whose accumulator
+//! buffers the pairs, skipping those with a NULL or NaN side, and applies a statistic at the
+//! end. Partial states are the two buffered lists, so the aggregates merge correctly across
+//! partitions. Each SQL function (`spearman_corr.rs`, `kendall_tau.rs`) names its statistic
+//! and documentation.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue};
-use datafusion::logical_expr::function::StateFieldsArgs;
-use datafusion::logical_expr::Accumulator;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
+};
+
+use super::coerce_numeric;
 
 /// A statistic of paired samples; `None` when undefined (fewer than two pairs, no variance).
 pub type PairStatistic = fn(&[f64], &[f64]) -> Option<f64>;
 
-pub fn state_fields(args: StateFieldsArgs) -> Vec<FieldRef> {
+/// An aggregate `name(x, y)` computing `statistic` over the non-NULL pairs.
+#[derive(Debug)]
+pub struct PairedAggregate {
+    name: &'static str,
+    signature: Signature,
+    statistic: PairStatistic,
+    documentation: fn() -> &'static Documentation,
+}
+
+impl PairedAggregate {
+    pub fn new(
+        name: &'static str,
+        statistic: PairStatistic,
+        documentation: fn() -> &'static Documentation,
+    ) -> Self {
+        Self {
+            name,
+            signature: Signature::user_defined(Volatility::Immutable),
+            statistic,
+            documentation,
+        }
+    }
+}
+
+// The name identifies the function (function pointers have no meaningful equality).
+impl PartialEq for PairedAggregate {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for PairedAggregate {}
+
+impl std::hash::Hash for PairedAggregate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl AggregateUDFImpl for PairedAggregate {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_numeric(self.name, &["x", "y"], 2, arg_types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(PairsAccumulator::new(self.statistic)))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some((self.documentation)())
+    }
+}
+
+fn state_fields(args: StateFieldsArgs) -> Vec<FieldRef> {
     let item = Arc::new(Field::new_list_field(DataType::Float64, true));
     ["x", "y"]
         .into_iter()
@@ -28,14 +103,14 @@ pub fn state_fields(args: StateFieldsArgs) -> Vec<FieldRef> {
 }
 
 #[derive(Debug)]
-pub struct PairsAccumulator {
+struct PairsAccumulator {
     x: Vec<f64>,
     y: Vec<f64>,
     statistic: PairStatistic,
 }
 
 impl PairsAccumulator {
-    pub fn new(statistic: PairStatistic) -> Self {
+    fn new(statistic: PairStatistic) -> Self {
         Self {
             x: Vec::new(),
             y: Vec::new(),

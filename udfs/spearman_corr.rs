@@ -2,28 +2,14 @@
 
 use std::sync::LazyLock;
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
-};
+use datafusion::logical_expr::Documentation;
 
-use super::paired::{state_fields, PairsAccumulator};
-use super::{coerce_numeric, doc_section};
+use super::doc_section;
+use super::paired::PairedAggregate;
 use crate::stats;
 
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct SpearmanCorr {
-    signature: Signature,
-}
-
-impl Default for SpearmanCorr {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
+pub fn spearman_corr() -> PairedAggregate {
+    PairedAggregate::new("spearman_corr", stats::spearman, || &DOC)
 }
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -40,33 +26,3 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_related_udf("kendall_tau")
     .build()
 });
-
-impl AggregateUDFImpl for SpearmanCorr {
-    fn name(&self) -> &str {
-        "spearman_corr"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_numeric(self.name(), &["x", "y"], 2, arg_types)
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PairsAccumulator::new(stats::spearman)))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(state_fields(args))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
-    }
-}
