@@ -16,6 +16,7 @@
 //! ```
 
 pub mod data;
+pub mod irt;
 pub mod session;
 pub mod shell;
 pub mod stats;

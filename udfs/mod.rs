@@ -5,8 +5,12 @@
 
 pub mod difficulty_bin;
 pub mod difficulty_quantile;
+pub mod irt_abilities;
+pub mod irt_fit;
 pub mod irt_prob;
+mod irt_source;
 pub mod kendall_tau;
+mod lazy;
 mod paired;
 pub mod read_responses;
 pub mod spearman_corr;
@@ -31,7 +35,7 @@ pub struct TableFunctionDoc {
 
 /// Every table function crossdiff registers, with its documentation.
 pub fn table_function_docs() -> Vec<TableFunctionDoc> {
-    vec![read_responses::DOC]
+    vec![irt_fit::DOC, irt_abilities::DOC, read_responses::DOC]
 }
 
 /// Registers every crossdiff function on a session.
@@ -48,6 +52,11 @@ pub fn register_all(ctx: &SessionContext) {
     ctx.register_udtf(
         read_responses::DOC.name,
         Arc::new(read_responses::ReadResponses),
+    );
+    ctx.register_udtf(irt_fit::DOC.name, Arc::new(irt_fit::IrtFit));
+    ctx.register_udtf(
+        irt_abilities::DOC.name,
+        Arc::new(irt_abilities::IrtAbilities),
     );
 }
 

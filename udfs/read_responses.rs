@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::lazy::{lazy_exec, Job};
 use super::{string_arg, TableFunctionDoc};
 use crate::data::{read_responses, responses_schema, Format, IngestOptions};
 
@@ -85,17 +85,21 @@ impl TableProvider for ResponsesFiles {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        filters: &[Expr],
+        _filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (paths, format, options) = (vec![self.path.clone()], self.format, self.options.clone());
-        let batch = tokio::task::spawn_blocking(move || read_responses(&paths, format, &options))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))?;
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
-        table.scan(state, projection, filters, limit).await
+        let (path, format, options) = (self.path.clone(), self.format, self.options.clone());
+        let job: Job = Arc::new(move || {
+            let (paths, options) = (vec![path.clone()], options.clone());
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || read_responses(&paths, format, &options))
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                    .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))
+            })
+        });
+        lazy_exec(self.schema.clone(), projection, limit, job)
     }
 }

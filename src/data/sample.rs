@@ -40,12 +40,7 @@ pub struct Sample {
     pub items: RecordBatch,
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    // Box-Muller; 1 - u keeps the logarithm finite.
-    let u: f64 = 1.0 - rng.random::<f64>();
-    let v: f64 = rng.random::<f64>();
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-}
+use crate::irt::simulate::standard_normal as normal;
 
 const NUMBER_WORDS: [&str; 10] = [
     "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",

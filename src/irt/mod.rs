@@ -1,0 +1,184 @@
+//! Item Response Theory: a compact response matrix and estimators of item difficulty and
+//! model ability. No SQL types here; `udfs/irt_fit.rs` is the SQL face.
+//!
+//! 1PL (Rasch): `P(correct) = sigmoid(theta_j - b_i)`; 2PL: `sigmoid(a_i (theta_j - b_i))`.
+//! Higher `b` is harder.
+
+pub mod batches;
+pub mod error;
+pub mod jml;
+pub mod matrix;
+pub mod simulate;
+
+pub use error::{IrtError, Result};
+pub use matrix::{MatrixBuilder, ResponseMatrix};
+
+/// The item response model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IrtModel {
+    OnePl,
+    TwoPl,
+}
+
+impl IrtModel {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1pl" | "rasch" => Ok(Self::OnePl),
+            "2pl" => Ok(Self::TwoPl),
+            other => Err(IrtError::BadOption {
+                key: "model".into(),
+                message: format!("unknown model {other:?}; expected '1pl' or '2pl'"),
+            }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OnePl => "1pl",
+            Self::TwoPl => "2pl",
+        }
+    }
+}
+
+/// The estimation method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Joint maximum a posteriori by alternating Newton steps.
+    Jml,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jml" | "map" => Ok(Self::Jml),
+            "vi" | "mml" => Err(IrtError::BadOption {
+                key: "method".into(),
+                message: format!("method '{s}' is not available yet; use 'jml'"),
+            }),
+            other => Err(IrtError::BadOption {
+                key: "method".into(),
+                message: format!("unknown method {other:?}; expected 'jml', 'vi' or 'mml'"),
+            }),
+        }
+    }
+}
+
+/// Normal priors of the joint MAP fit: theta ~ N(0, ability_sd^2), b ~ N(0, difficulty_sd^2),
+/// log a ~ N(0, log_discrimination_sd^2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Priors {
+    pub ability_sd: f64,
+    pub difficulty_sd: f64,
+    pub log_discrimination_sd: f64,
+}
+
+impl Default for Priors {
+    fn default() -> Self {
+        Self {
+            ability_sd: 1.0,
+            difficulty_sd: 3.0,
+            log_discrimination_sd: 1.0,
+        }
+    }
+}
+
+/// Everything that decides a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    pub model: IrtModel,
+    pub method: Method,
+    pub priors: Priors,
+    /// Stop when the log posterior changes by less than this per response between sweeps.
+    pub tolerance: f64,
+    pub max_iter: usize,
+    /// Worker threads; `None` uses rayon's default (all cores).
+    pub threads: Option<usize>,
+    /// Models with fewer responses than this are flagged `few_responses`.
+    pub min_responses: usize,
+    /// Show a progress line on stderr for fits longer than a second.
+    pub progress: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            model: IrtModel::OnePl,
+            method: Method::Jml,
+            priors: Priors::default(),
+            tolerance: 1e-9,
+            max_iter: 500,
+            threads: None,
+            min_responses: 5,
+            progress: true,
+        }
+    }
+}
+
+/// Estimates of one item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemParams {
+    pub difficulty: f64,
+    pub discrimination: f64,
+    pub difficulty_se: f64,
+    pub n_responses: usize,
+    pub p_correct: f64,
+    /// Information-weighted mean square of residuals (1 is ideal).
+    pub infit: f64,
+    /// Unweighted mean square of standardized residuals (1 is ideal).
+    pub outfit: f64,
+    /// `all_correct` / `all_wrong`: the estimate comes from the prior's shrinkage.
+    pub flag: Option<&'static str>,
+}
+
+/// Estimates of one model (subject).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ability {
+    pub ability: f64,
+    pub ability_se: f64,
+    pub n_responses: usize,
+    pub flag: Option<&'static str>,
+}
+
+/// A finished fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    pub items: Vec<ItemParams>,
+    pub abilities: Vec<Ability>,
+    pub log_likelihood: f64,
+    pub log_posterior: f64,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+/// Fits `matrix` as `options` say, on `options.threads` threads.
+pub fn fit(matrix: &ResponseMatrix, options: &FitOptions) -> Result<Fit> {
+    let run = || match options.method {
+        Method::Jml => jml::fit(matrix, options),
+    };
+    match options.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| IrtError::BadOption {
+                key: "threads".into(),
+                message: e.to_string(),
+            })?
+            .install(run),
+        None => run(),
+    }
+}
+
+#[inline]
+pub(crate) fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// log(1 + e^z), without overflow.
+#[inline]
+pub(crate) fn softplus(z: f64) -> f64 {
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
+}

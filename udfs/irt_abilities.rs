@@ -1,0 +1,80 @@
+//! `irt_abilities(source, model, method [, options])`: model abilities of an IRT fit.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::Result;
+
+use super::irt_source::{FitTable, IrtCall};
+use super::TableFunctionDoc;
+use crate::irt::batches::BenchmarkFit;
+
+pub const DOC: TableFunctionDoc = TableFunctionDoc {
+    name: "irt_abilities",
+    syntax: "irt_abilities(source, model, method [, options])",
+    description: "The same fit as irt_fit, one row per model (and benchmark): benchmark, model_id, ability \
+(theta), ability_se, n_responses, flag ('all_correct', 'all_wrong' or 'few_responses' where the estimate \
+leans on the prior). Arguments and options as irt_fit; a joint fit has benchmark NULL.",
+    example: "SELECT model_id, ability FROM irt_abilities('responses', '2pl', 'jml') ORDER BY ability DESC LIMIT 10;",
+};
+
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("benchmark", DataType::Utf8, true),
+        Field::new("model_id", DataType::Utf8, false),
+        Field::new("ability", DataType::Float64, false),
+        Field::new("ability_se", DataType::Float64, false),
+        Field::new("n_responses", DataType::Int64, false),
+        Field::new("flag", DataType::Utf8, true),
+    ]))
+}
+
+fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
+    let (mut bench, mut model, mut flag) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut ability, mut se, mut n) = (
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Int64Builder::new(),
+    );
+    for f in fits {
+        for (id, a) in f.matrix.models.iter().zip(&f.fit.abilities) {
+            bench.append_option(f.benchmark.as_deref());
+            model.append_value(id);
+            ability.append_value(a.ability);
+            se.append_value(a.ability_se);
+            n.append_value(a.n_responses as i64);
+            flag.append_option(a.flag);
+        }
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(bench.finish()),
+        Arc::new(model.finish()),
+        Arc::new(ability.finish()),
+        Arc::new(se.finish()),
+        Arc::new(n.finish()),
+        Arc::new(flag.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[derive(Debug, Default)]
+pub struct IrtAbilities;
+
+impl TableFunctionImpl for IrtAbilities {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let call = IrtCall::parse(DOC.name, args.exprs(), args.session())?;
+        Ok(Arc::new(FitTable {
+            call,
+            schema: schema(),
+            output,
+        }))
+    }
+}

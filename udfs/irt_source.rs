@@ -1,0 +1,215 @@
+//! What `irt_fit` and `irt_abilities` share: their arguments, the resolution of the source
+//! (a table name or a query) through the session, and a table whose scan runs the fit. The
+//! fit runs when the query runs, never at planning time.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+
+use super::lazy::{lazy_exec, Job};
+use super::string_arg;
+use crate::irt::batches::{fit_all, BenchmarkFit};
+use crate::irt::{FitOptions, IrtModel, Method};
+
+/// Option keys `irt_fit` and `irt_abilities` accept.
+pub const OPTION_KEYS: [&str; 8] = [
+    "ability_sd",
+    "difficulty_sd",
+    "log_discrimination_sd",
+    "tolerance",
+    "max_iter",
+    "threads",
+    "min_responses",
+    "joint",
+];
+
+/// Parsed arguments of an IRT table function.
+#[derive(Debug, Clone)]
+pub struct IrtCall {
+    pub source: String,
+    pub options: FitOptions,
+    pub joint: bool,
+}
+
+fn plan_error(function: &str, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Plan(format!("{function}: {e}"))
+}
+
+impl IrtCall {
+    /// `(source, model, method [, options])`.
+    pub fn parse(function: &str, exprs: &[Expr], session: &dyn Session) -> Result<Self> {
+        if !(3..=4).contains(&exprs.len()) {
+            return plan_err!(
+                "{function}(source, model, method [, options]) expects 3 or 4 arguments, got {}",
+                exprs.len()
+            );
+        }
+        let source = string_arg(function, exprs, 0, "source")?;
+        let mut options = FitOptions {
+            model: IrtModel::parse(&string_arg(function, exprs, 1, "model")?)
+                .map_err(|e| plan_error(function, e))?,
+            method: Method::parse(&string_arg(function, exprs, 2, "method")?)
+                .map_err(|e| plan_error(function, e))?,
+            ..Default::default()
+        };
+        let mut joint = false;
+        if exprs.len() == 4 {
+            let json = string_arg(function, exprs, 3, "options")?;
+            let value: serde_json::Value = serde_json::from_str(&json)
+                .map_err(|e| plan_error(function, format!("options: malformed JSON: {e}")))?;
+            let serde_json::Value::Object(map) = value else {
+                return plan_err!("{function}: options must be a JSON object, got {json}");
+            };
+            for (key, value) in map {
+                let number = || {
+                    value.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                        plan_error(
+                            function,
+                            format!("option `{key}`: expected a number, got {value}"),
+                        )
+                    })
+                };
+                let positive = || {
+                    number().and_then(|x| {
+                        if x > 0.0 {
+                            Ok(x)
+                        } else {
+                            Err(plan_error(
+                                function,
+                                format!("option `{key}` must be positive, got {x}"),
+                            ))
+                        }
+                    })
+                };
+                let count = || {
+                    value
+                        .as_u64()
+                        .filter(|&n| n > 0)
+                        .map(|n| n as usize)
+                        .ok_or_else(|| {
+                            plan_error(
+                                function,
+                                format!("option `{key}`: expected a positive integer, got {value}"),
+                            )
+                        })
+                };
+                match key.as_str() {
+                    "ability_sd" => options.priors.ability_sd = positive()?,
+                    "difficulty_sd" => options.priors.difficulty_sd = positive()?,
+                    "log_discrimination_sd" => options.priors.log_discrimination_sd = positive()?,
+                    "tolerance" => options.tolerance = positive()?,
+                    "max_iter" => options.max_iter = count()?,
+                    "threads" => options.threads = Some(count()?),
+                    "min_responses" => options.min_responses = count()?,
+                    "joint" => {
+                        joint = value.as_bool().ok_or_else(|| {
+                            plan_error(
+                                function,
+                                format!("option `joint`: expected true or false, got {value}"),
+                            )
+                        })?
+                    }
+                    _ => {
+                        return plan_err!(
+                            "{function}: unknown option `{key}`; known options: {}",
+                            OPTION_KEYS.join(", ")
+                        )
+                    }
+                }
+            }
+        }
+        // A bare name must be a known table now; a query is checked when it runs.
+        if is_table_name(&source) {
+            let ctx = context(session)?;
+            if !ctx.table_exist(source.as_str())? {
+                return plan_err!(
+                    "{function}: no table named `{source}` (the source is a table name or a query)"
+                );
+            }
+        }
+        Ok(Self {
+            source,
+            options,
+            joint,
+        })
+    }
+
+    /// Reads the source and fits it, off the async workers.
+    pub async fn run(&self, ctx: SessionContext) -> Result<Vec<BenchmarkFit>> {
+        let df = if is_table_name(&self.source) {
+            ctx.table(self.source.as_str()).await?
+        } else {
+            ctx.sql(&self.source).await?
+        };
+        let batches = df.collect().await?;
+        let (joint, options) = (self.joint, self.options.clone());
+        tokio::task::spawn_blocking(move || fit_all(&batches, joint, &options))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .map_err(|e| DataFusionError::Execution(e.to_string()))
+    }
+}
+
+fn is_table_name(source: &str) -> bool {
+    !source.trim().is_empty()
+        && !source.trim().contains(char::is_whitespace)
+        && !source.contains('(')
+}
+
+fn context(session: &dyn Session) -> Result<SessionContext> {
+    let state = session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| DataFusionError::Internal("the session is not a SessionState".into()))?;
+    Ok(SessionContext::new_with_state(state.clone()))
+}
+
+/// A table computed from the fits when scanned.
+#[derive(Debug)]
+pub struct FitTable {
+    pub call: IrtCall,
+    pub schema: SchemaRef,
+    pub output: fn(&SchemaRef, &[BenchmarkFit]) -> Result<RecordBatch>,
+}
+
+#[async_trait]
+impl TableProvider for FitTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (ctx, call, schema, output) = (
+            context(state)?,
+            self.call.clone(),
+            self.schema.clone(),
+            self.output,
+        );
+        let job: Job = Arc::new(move || {
+            let (ctx, call, schema) = (ctx.clone(), call.clone(), schema.clone());
+            Box::pin(async move {
+                let fits = call.run(ctx).await?;
+                output(&schema, &fits)
+            })
+        });
+        lazy_exec(self.schema.clone(), projection, limit, job)
+    }
+}
