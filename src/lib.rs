@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod data;
 pub mod irt;
 pub mod session;

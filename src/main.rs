@@ -29,6 +29,53 @@ enum Command {
     Demo(DemoArgs),
     /// Writes the generated responses sample (responses.parquet, items.parquet) to a folder.
     Sample(SampleArgs),
+    /// Simulates IRT responses with known parameters and writes them as Parquet.
+    Simulate(SimulateArgs),
+    /// Benchmarks: `bench irt` fits the scales and the real leaderboards.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    #[arg(long, default_value_t = 1000)]
+    models: usize,
+    #[arg(long, default_value_t = 200)]
+    items: usize,
+    /// 1pl or 2pl.
+    #[arg(long, default_value = "1pl")]
+    model: String,
+    /// Share of unobserved (model, item) cells.
+    #[arg(long, default_value_t = 0.1)]
+    missing: f64,
+    /// Share of near-trivial and near-impossible items.
+    #[arg(long, default_value_t = 0.0)]
+    extreme_items: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output .parquet (responses with true_ability, true_difficulty, true_discrimination).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// What to benchmark: irt.
+    what: String,
+    /// Folder for the simulated data (made once, reused).
+    #[arg(long, default_value = "target/crossdiff-bench")]
+    cache: PathBuf,
+    /// Real responses to fit too (default ../shared/data/oll_v1/responses.parquet when present).
+    #[arg(long)]
+    real: Option<PathBuf>,
+    /// Only the first N cases (the large ones take a while).
+    #[arg(long)]
+    cases: Option<usize>,
+    /// Internal: run case K in this process.
+    #[arg(long, hide = true)]
+    case: Option<usize>,
+    /// Internal: prepare case K's data in this process.
+    #[arg(long, hide = true)]
+    prepare: bool,
 }
 
 #[derive(Args)]
@@ -113,6 +160,8 @@ fn main() -> ExitCode {
             Command::Ingest(args) => run_ingest(args),
             Command::Demo(args) => run_demo(args).await,
             Command::Sample(args) => write_sample(&args.out, args.seed).map(|_| ()),
+            Command::Simulate(args) => run_simulate(args),
+            Command::Bench(args) => run_bench(args).await,
         }
     });
     match result {
@@ -239,5 +288,91 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     eprintln!("\ninputs:  data/sample/responses.parquet, data/sample/items.parquet");
     eprintln!("outputs: out/demo/item_difficulty.parquet, out/demo/bin_summary.parquet");
+    Ok(())
+}
+
+fn run_simulate(args: SimulateArgs) -> Result<(), String> {
+    use crossdiff::irt::simulate::{simulate, SimulationSpec};
+    let spec = SimulationSpec {
+        n_models: args.models,
+        n_items: args.items,
+        model: crossdiff::irt::IrtModel::parse(&args.model).map_err(|e| e.to_string())?,
+        missing: args.missing,
+        extreme_items: args.extreme_items,
+        seed: args.seed,
+    };
+    for (name, x) in [
+        ("--missing", spec.missing),
+        ("--extreme-items", spec.extreme_items),
+    ] {
+        if !(0.0..1.0).contains(&x) {
+            return Err(format!("{name} must be in [0, 1), got {x}"));
+        }
+    }
+    let batch = simulate(spec).to_batch("sim");
+    data::files::write_parquet(&args.out, &[batch.clone()]).map_err(|e| e.to_string())?;
+    eprintln!(
+        "wrote {} simulated responses to {}",
+        batch.num_rows(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+async fn run_bench(args: BenchArgs) -> Result<(), String> {
+    use crossdiff::bench;
+    if args.what != "irt" {
+        return Err(format!("unknown benchmark `{}`; available: irt", args.what));
+    }
+    let real = args.real.clone().or_else(|| {
+        let p = PathBuf::from("../shared/data/oll_v1/responses.parquet");
+        p.exists().then_some(p)
+    });
+    let mut cases = bench::default_cases(real.as_deref());
+    if let Some(n) = args.cases {
+        cases.truncate(n);
+    }
+    std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    if let Some(k) = args.case {
+        let (case, model) = cases.get(k).ok_or_else(|| format!("no case {k}"))?;
+        if args.prepare {
+            return bench::prepare(case, &args.cache);
+        }
+        for row in bench::run_case(case, *model, &args.cache).await? {
+            println!("{row}");
+        }
+        return Ok(());
+    }
+    // Each case in a process of its own, so peak memory is the case's own.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = |k: usize, prepare: bool| {
+        let mut c = std::process::Command::new(&exe);
+        c.args(["bench", "irt", "--cache"])
+            .arg(&args.cache)
+            .args(["--case", &k.to_string()]);
+        if let Some(r) = &real {
+            c.arg("--real").arg(r);
+        }
+        if prepare {
+            c.arg("--prepare");
+        }
+        c.stderr(std::process::Stdio::inherit());
+        c.output().map_err(|e| e.to_string())
+    };
+    println!("{}", bench::HEADER);
+    for (k, (case, _)) in cases.iter().enumerate() {
+        if bench::needs_preparing(case, &args.cache) {
+            eprintln!("preparing {case:?} (once) ...");
+            let out = child(k, true)?;
+            if !out.status.success() {
+                return Err(format!("preparing case {k} failed"));
+            }
+        }
+        let out = child(k, false)?;
+        if !out.status.success() {
+            return Err(format!("case {k} failed"));
+        }
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
     Ok(())
 }

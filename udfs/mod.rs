@@ -8,6 +8,7 @@ pub mod difficulty_quantile;
 pub mod irt_abilities;
 pub mod irt_fit;
 pub mod irt_prob;
+pub mod irt_simulate;
 mod irt_source;
 pub mod kendall_tau;
 mod lazy;
@@ -35,7 +36,12 @@ pub struct TableFunctionDoc {
 
 /// Every table function crossdiff registers, with its documentation.
 pub fn table_function_docs() -> Vec<TableFunctionDoc> {
-    vec![irt_fit::DOC, irt_abilities::DOC, read_responses::DOC]
+    vec![
+        irt_fit::DOC,
+        irt_abilities::DOC,
+        irt_simulate::DOC,
+        read_responses::DOC,
+    ]
 }
 
 /// Registers every crossdiff function on a session.
@@ -58,6 +64,7 @@ pub fn register_all(ctx: &SessionContext) {
         irt_abilities::DOC.name,
         Arc::new(irt_abilities::IrtAbilities),
     );
+    ctx.register_udtf(irt_simulate::DOC.name, Arc::new(irt_simulate::IrtSimulate));
 }
 
 /// The documentation section every crossdiff function is listed under.

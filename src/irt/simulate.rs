@@ -115,3 +115,88 @@ impl Simulation {
         )
     }
 }
+
+impl Simulation {
+    /// The responses in the canonical layout plus the truth:
+    /// `model_id, benchmark, item_id, correct, true_ability, true_difficulty, true_discrimination`.
+    pub fn to_batch(&self, benchmark: &str) -> arrow::array::RecordBatch {
+        use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, StringBuilder};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
+        let (n_models, n_items) = (self.spec.n_models, self.spec.n_items);
+        let n = self.cells.iter().filter(|c| c.is_some()).count();
+        let mut model = StringBuilder::with_capacity(n, n * 15);
+        let mut bench = StringBuilder::with_capacity(n, n * benchmark.len());
+        let mut item = StringBuilder::with_capacity(n, n * 14);
+        let mut correct = BooleanBuilder::with_capacity(n);
+        let (mut ability, mut difficulty, mut discrimination) = (
+            Float64Builder::with_capacity(n),
+            Float64Builder::with_capacity(n),
+            Float64Builder::with_capacity(n),
+        );
+        for j in 0..n_models {
+            let model_id = Self::model_id(j);
+            for i in 0..n_items {
+                if let Some(y) = self.cells[j * n_items + i] {
+                    model.append_value(&model_id);
+                    bench.append_value(benchmark);
+                    item.append_value(Self::item_id(i));
+                    correct.append_value(y);
+                    ability.append_value(self.abilities[j]);
+                    difficulty.append_value(self.difficulties[i]);
+                    discrimination.append_value(self.discriminations[i]);
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("model_id", DataType::Utf8, false),
+            Field::new("benchmark", DataType::Utf8, false),
+            Field::new("item_id", DataType::Utf8, false),
+            Field::new("correct", DataType::Boolean, false),
+            Field::new("true_ability", DataType::Float64, false),
+            Field::new("true_difficulty", DataType::Float64, false),
+            Field::new("true_discrimination", DataType::Float64, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(model.finish()),
+            Arc::new(bench.finish()),
+            Arc::new(item.finish()),
+            Arc::new(correct.finish()),
+            Arc::new(ability.finish()),
+            Arc::new(difficulty.finish()),
+            Arc::new(discrimination.finish()),
+        ];
+        arrow::array::RecordBatch::try_new(schema, columns).expect("columns match the schema")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_and_shaped() {
+        let spec = SimulationSpec {
+            n_models: 50,
+            n_items: 20,
+            missing: 0.2,
+            extreme_items: 0.2,
+            ..Default::default()
+        };
+        let (a, b) = (simulate(spec), simulate(spec));
+        assert_eq!(a.cells, b.cells);
+        assert_ne!(a.cells, simulate(SimulationSpec { seed: 1, ..spec }).cells);
+        let missing = a.cells.iter().filter(|c| c.is_none()).count() as f64 / a.cells.len() as f64;
+        assert!((0.1..0.3).contains(&missing), "{missing}");
+        assert!(
+            a.difficulties.iter().any(|b| b.abs() > 5.0),
+            "extreme items present"
+        );
+        let batch = a.to_batch("sim");
+        assert_eq!(
+            batch.num_rows(),
+            a.cells.iter().filter(|c| c.is_some()).count()
+        );
+        assert_eq!(a.matrix().unwrap().n_responses(), batch.num_rows());
+    }
+}

@@ -5,4 +5,5 @@ mod common;
 
 mod cli;
 mod ingest;
+mod irt;
 mod sql_functions;

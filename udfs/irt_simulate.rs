@@ -1,0 +1,97 @@
+//! `irt_simulate(n_models, n_items [, options])`: synthetic responses with known parameters.
+
+use std::sync::Arc;
+
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::Expr;
+
+use super::{string_arg, TableFunctionDoc};
+use crate::irt::simulate::{simulate, SimulationSpec};
+use crate::irt::IrtModel;
+
+pub const DOC: TableFunctionDoc = TableFunctionDoc {
+    name: "irt_simulate",
+    syntax: "irt_simulate(n_models, n_items [, options])",
+    description: "Simulated responses with known parameters, seeded: columns model_id, benchmark, item_id, \
+correct, true_ability, true_difficulty, true_discrimination. Abilities are a leaderboard-like mixture (70% \
+N(0,1), 30% N(1.5, 0.5^2)); difficulties N(0, 1.5^2); 2PL discriminations lognormal(0, 0.3^2). options is a \
+JSON object: model ('1pl' or '2pl', default '1pl'), missing (share of unobserved cells, 0.1), extreme_items \
+(share of near-trivial and near-impossible items, 0), seed (42), benchmark ('sim').",
+    example: "SELECT * FROM irt_fit('SELECT * FROM irt_simulate(500, 100)', '1pl', 'jml');",
+};
+
+#[derive(Debug, Default)]
+pub struct IrtSimulate;
+
+fn count(exprs: &[Expr], index: usize, name: &str) -> Result<usize> {
+    match exprs.get(index) {
+        Some(Expr::Literal(ScalarValue::Int64(Some(n)), _)) if *n > 0 => Ok(*n as usize),
+        Some(other) => plan_err!(
+            "irt_simulate: argument {} ({name}) must be a positive integer, got {other}",
+            index + 1
+        ),
+        None => plan_err!("irt_simulate: missing argument {} ({name})", index + 1),
+    }
+}
+
+impl TableFunctionImpl for IrtSimulate {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if !(2..=3).contains(&exprs.len()) {
+            return plan_err!(
+                "{} expects 2 or 3 arguments, got {}",
+                DOC.syntax,
+                exprs.len()
+            );
+        }
+        let mut spec = SimulationSpec {
+            n_models: count(exprs, 0, "n_models")?,
+            n_items: count(exprs, 1, "n_items")?,
+            ..Default::default()
+        };
+        let mut benchmark = "sim".to_string();
+        if exprs.len() == 3 {
+            let json = string_arg(DOC.name, exprs, 2, "options")?;
+            let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
+                DataFusionError::Plan(format!("irt_simulate: options: malformed JSON: {e}"))
+            })?;
+            let serde_json::Value::Object(map) = value else {
+                return plan_err!("irt_simulate: options must be a JSON object, got {json}");
+            };
+            for (key, value) in map {
+                let share = || {
+                    value.as_f64().filter(|x| (0.0..1.0).contains(x)).ok_or_else(|| {
+                        DataFusionError::Plan(format!("irt_simulate: option `{key}` must be a number in [0, 1), got {value}"))
+                    })
+                };
+                match key.as_str() {
+                    "model" => {
+                        spec.model = IrtModel::parse(value.as_str().unwrap_or_default())
+                            .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?
+                    }
+                    "missing" => spec.missing = share()?,
+                    "extreme_items" => spec.extreme_items = share()?,
+                    "seed" => {
+                        spec.seed = value.as_u64().ok_or_else(|| {
+                            DataFusionError::Plan(format!("irt_simulate: option `seed` must be a non-negative integer, got {value}"))
+                        })?
+                    }
+                    "benchmark" => benchmark = value.as_str().unwrap_or("sim").to_string(),
+                    _ => {
+                        return plan_err!(
+                            "irt_simulate: unknown option `{key}`; known options: model, missing, extreme_items, seed, benchmark"
+                        )
+                    }
+                }
+            }
+        }
+        // Generated at planning time: cheap, deterministic and bounded by the arguments.
+        let batch = simulate(spec).to_batch(&benchmark);
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
+    }
+}
