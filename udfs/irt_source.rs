@@ -16,7 +16,9 @@ use datafusion::prelude::SessionContext;
 
 use super::lazy::{lazy_exec, Job};
 use super::string_arg;
-use crate::irt::batches::{fit_all, BenchmarkFit};
+use futures::StreamExt;
+
+use crate::irt::batches::{fit_all, BenchmarkFit, MatrixSet};
 use crate::irt::{FitOptions, IrtModel, Method};
 
 /// Option keys `irt_fit` and `irt_abilities` accept.
@@ -149,9 +151,16 @@ impl IrtCall {
         } else {
             ctx.sql(&self.source).await?
         };
-        let batches = df.collect().await?;
-        let (joint, options) = (self.joint, self.options.clone());
-        tokio::task::spawn_blocking(move || fit_all(&batches, joint, &options))
+        // Batches are folded into the matrices as they stream in, so the source is never
+        // held in memory whole.
+        let mut stream = df.execute_stream().await?;
+        let mut set = MatrixSet::new(self.joint);
+        while let Some(batch) = stream.next().await {
+            set.push_batch(&batch?)
+                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        }
+        let options = self.options.clone();
+        tokio::task::spawn_blocking(move || fit_all(set.finish()?, &options))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?
             .map_err(|e| DataFusionError::Execution(e.to_string()))

@@ -17,32 +17,69 @@ pub struct BenchmarkFit {
     pub fit: Fit,
 }
 
-fn text(batch: &RecordBatch, name: &'static str, row0: usize) -> Result<Option<StringArray>> {
-    let Ok(index) = batch.schema().index_of(name) else {
-        return Ok(None);
-    };
-    let column = cast(batch.column(index), &DataType::Utf8)
-        .map_err(|e| IrtError::Invalid(format!("column `{name}` cannot be read as text: {e}")))?;
-    let column = column.as_string::<i32>().clone();
-    if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
-        return Err(IrtError::NullKey {
-            place: format!("source row {}", row0 + i + 1),
-            column: name,
-        });
-    }
-    Ok(Some(column))
+/// Reads string cells of any Arrow string layout without copying the column.
+enum Text<'a> {
+    Utf8(&'a arrow::array::StringArray),
+    Large(&'a arrow::array::LargeStringArray),
+    View(&'a arrow::array::StringViewArray),
+    Cast(StringArray),
 }
 
-/// Groups responses by benchmark (all in one matrix when `joint`, with items keyed
-/// `benchmark/item_id`). The source needs `model_id`, `item_id`, `correct` and, optionally,
-/// `benchmark`.
-pub fn matrices(
-    batches: &[RecordBatch],
+impl<'a> Text<'a> {
+    fn new(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Option<Self>> {
+        let Ok(index) = batch.schema().index_of(name) else {
+            return Ok(None);
+        };
+        let column = batch.column(index);
+        if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
+            return Err(IrtError::NullKey {
+                place: format!("source row {}", row0 + i + 1),
+                column: name,
+            });
+        }
+        Ok(Some(match column.data_type() {
+            DataType::Utf8 => Text::Utf8(column.as_string::<i32>()),
+            DataType::LargeUtf8 => Text::Large(column.as_string::<i64>()),
+            DataType::Utf8View => Text::View(column.as_string_view()),
+            _ => {
+                let cast = cast(column, &DataType::Utf8).map_err(|e| {
+                    IrtError::Invalid(format!("column `{name}` cannot be read as text: {e}"))
+                })?;
+                Text::Cast(cast.as_string::<i32>().clone())
+            }
+        }))
+    }
+
+    #[inline]
+    fn value(&self, i: usize) -> &str {
+        match self {
+            Text::Utf8(a) => a.value(i),
+            Text::Large(a) => a.value(i),
+            Text::View(a) => a.value(i),
+            Text::Cast(a) => a.value(i),
+        }
+    }
+}
+
+/// Responses grouped by benchmark as they stream in (all in one matrix when `joint`, with
+/// items keyed `benchmark/item_id`). The source needs `model_id`, `item_id`, `correct` and,
+/// optionally, `benchmark`.
+pub struct MatrixSet {
     joint: bool,
-) -> Result<Vec<(Option<String>, ResponseMatrix)>> {
-    let mut builders: BTreeMap<Option<String>, MatrixBuilder> = BTreeMap::new();
-    let mut row0 = 0;
-    for batch in batches {
+    builders: BTreeMap<Option<String>, MatrixBuilder>,
+    rows: usize,
+}
+
+impl MatrixSet {
+    pub fn new(joint: bool) -> Self {
+        Self {
+            joint,
+            builders: BTreeMap::new(),
+            rows: 0,
+        }
+    }
+
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let schema = batch.schema();
         for needed in ["model_id", "item_id", "correct"] {
             if schema.index_of(needed).is_err() {
@@ -54,9 +91,10 @@ pub fn matrices(
                 )));
             }
         }
-        let models = text(batch, "model_id", row0)?.expect("checked");
-        let items = text(batch, "item_id", row0)?.expect("checked");
-        let benchmarks = text(batch, "benchmark", row0)?;
+        let row0 = self.rows;
+        let models = Text::new(batch, "model_id", row0)?.expect("checked");
+        let items = Text::new(batch, "item_id", row0)?.expect("checked");
+        let benchmarks = Text::new(batch, "benchmark", row0)?;
         let correct = batch.column(schema.index_of("correct").expect("checked"));
         let correct = match correct.data_type() {
             DataType::Boolean => correct.as_boolean().clone(),
@@ -84,43 +122,77 @@ pub fn matrices(
                 )))
             }
         };
-        for i in 0..batch.num_rows() {
-            if correct.is_null(i) {
-                return Err(IrtError::NullResponse {
-                    place: format!("source row {}", row0 + i + 1),
-                });
-            }
-            let benchmark = benchmarks.as_ref().map(|b| b.value(i));
-            let (key, item) = match (joint, benchmark) {
-                (true, Some(b)) => (None, format!("{b}/{}", items.value(i))),
-                (_, b) => (b.map(str::to_string), items.value(i).to_string()),
-            };
-            builders
-                .entry(key)
-                .or_default()
-                .push(models.value(i), &item, correct.value(i));
+        if let Some(i) = (0..correct.len()).find(|&i| correct.is_null(i)) {
+            return Err(IrtError::NullResponse {
+                place: format!("source row {}", row0 + i + 1),
+            });
         }
-        row0 += batch.num_rows();
+        // Rows of one benchmark usually come together: keep its builder at hand.
+        let mut current: Option<(Option<String>, MatrixBuilder)> = None;
+        for i in 0..batch.num_rows() {
+            let key = if self.joint {
+                None
+            } else {
+                benchmarks.as_ref().map(|b| b.value(i))
+            };
+            if !matches!(&current, Some((k, _)) if k.as_deref() == key) {
+                if let Some((k, b)) = current.take() {
+                    self.builders.insert(k, b);
+                }
+                let k = key.map(str::to_string);
+                let mut builder = self.builders.remove(&k).unwrap_or_default();
+                builder.reserve(batch.num_rows() - i);
+                current = Some((k, builder));
+            }
+            let builder = &mut current.as_mut().expect("set above").1;
+            match (&benchmarks, self.joint) {
+                (Some(b), true) => builder.push(
+                    models.value(i),
+                    &format!("{}/{}", b.value(i), items.value(i)),
+                    correct.value(i),
+                ),
+                _ => builder.push(models.value(i), items.value(i), correct.value(i)),
+            }
+        }
+        if let Some((k, b)) = current.take() {
+            self.builders.insert(k, b);
+        }
+        self.rows += batch.num_rows();
+        Ok(())
     }
-    if builders.is_empty() {
-        return Err(IrtError::Empty("irt source".into()));
+
+    pub fn finish(self) -> Result<Vec<(Option<String>, ResponseMatrix)>> {
+        if self.builders.values().all(MatrixBuilder::is_empty) {
+            return Err(IrtError::Empty("irt source".into()));
+        }
+        self.builders
+            .into_iter()
+            .map(|(benchmark, b)| {
+                let name = benchmark.clone().unwrap_or_else(|| "the source".into());
+                Ok((benchmark, b.build(&name)?))
+            })
+            .collect()
     }
-    builders
-        .into_iter()
-        .map(|(benchmark, b)| {
-            let name = benchmark.clone().unwrap_or_else(|| "the source".into());
-            Ok((benchmark, b.build(&name)?))
-        })
-        .collect()
+}
+
+/// All batches at once (see [`MatrixSet`]).
+pub fn matrices(
+    batches: &[RecordBatch],
+    joint: bool,
+) -> Result<Vec<(Option<String>, ResponseMatrix)>> {
+    let mut set = MatrixSet::new(joint);
+    for b in batches {
+        set.push_batch(b)?;
+    }
+    set.finish()
 }
 
 /// Fits every matrix, one after another (each fit is parallel inside).
 pub fn fit_all(
-    batches: &[RecordBatch],
-    joint: bool,
+    matrices: Vec<(Option<String>, ResponseMatrix)>,
     options: &FitOptions,
 ) -> Result<Vec<BenchmarkFit>> {
-    matrices(batches, joint)?
+    matrices
         .into_iter()
         .map(|(benchmark, matrix)| {
             let fit = fit(&matrix, options)?;

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::{
-    sigmoid, softplus, Ability, Fit, FitOptions, IrtModel, ItemParams, ResponseMatrix, Result,
-};
+use super::{sigmoid, Ability, Fit, FitOptions, IrtModel, ItemParams, ResponseMatrix, Result};
 
 const MAX_STEP: f64 = 1.0;
 
@@ -263,11 +261,15 @@ fn item_sums(
     let mut s = ItemSums::default();
     m.for_item(i, |j, y| {
         let z = a * (theta[j] - b);
-        let p = sigmoid(z);
+        // One exponential serves the probability and the log likelihood:
+        // y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
+        let e = (-z).exp();
+        let p = 1.0 / (1.0 + e);
         let yf = y as u8 as f64;
         let w = p * (1.0 - p);
         let r = yf - p;
-        s.log_lik += yf * z - softplus(z);
+        let log1p_e = if z > -30.0 { e.ln_1p() } else { -z };
+        s.log_lik += (yf - 1.0) * z - log1p_e;
         s.resid += r;
         s.resid_z += r * z;
         s.w += w;

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+/// Interning hashes tens of millions of short ids; a fast non-cryptographic hasher matters.
+type Ids = HashMap<String, u32, foldhash::fast::RandomState>;
+
 use super::error::{IrtError, Result};
 
 /// Code of an unobserved cell in dense storage.
@@ -71,8 +74,8 @@ pub struct ResponseMatrix {
 /// Collects responses and interns ids, refusing duplicates when built.
 #[derive(Debug, Default)]
 pub struct MatrixBuilder {
-    models: HashMap<String, u32>,
-    items: HashMap<String, u32>,
+    models: Ids,
+    items: Ids,
     model_names: Vec<String>,
     item_names: Vec<String>,
     triples: Vec<(u32, u32, bool)>,
@@ -82,6 +85,11 @@ pub struct MatrixBuilder {
 impl MatrixBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Room for `n` more responses.
+    pub fn reserve(&mut self, n: usize) {
+        self.triples.reserve(n);
     }
 
     pub fn push(&mut self, model: &str, item: &str, correct: bool) {
@@ -127,29 +135,40 @@ impl MatrixBuilder {
             return Err(IrtError::Empty(benchmark.to_string()));
         }
         let (n_models, n_items) = (self.model_names.len(), self.item_names.len());
-        self.triples.sort_unstable_by_key(|t| (t.0, t.1));
-        if let Some(w) = self
-            .triples
-            .windows(2)
-            .find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
-        {
-            return Err(IrtError::Duplicate {
-                benchmark: benchmark.to_string(),
-                model_id: self.model_names[w[0].0 as usize].clone(),
-                item_id: self.item_names[w[0].1 as usize].clone(),
-            });
-        }
         let n = self.triples.len();
         let density = n as f64 / (n_models as f64 * n_items as f64);
+        let duplicate = |m: u32, i: u32| IrtError::Duplicate {
+            benchmark: benchmark.to_string(),
+            model_id: self.model_names[m as usize].clone(),
+            item_id: self.item_names[i as usize].clone(),
+        };
         let storage = if density > DENSE_ABOVE {
+            // Filling the cells finds duplicates without sorting.
             let mut by_model = vec![MISSING; n_models * n_items];
-            let mut by_item = vec![MISSING; n_models * n_items];
             for &(m, i, y) in &self.triples {
-                by_model[m as usize * n_items + i as usize] = y as u8;
-                by_item[i as usize * n_models + m as usize] = y as u8;
+                let cell = &mut by_model[m as usize * n_items + i as usize];
+                if *cell != MISSING {
+                    return Err(duplicate(m, i));
+                }
+                *cell = y as u8;
+            }
+            self.triples = Vec::new();
+            let mut by_item = vec![MISSING; n_models * n_items];
+            for (m, row) in by_model.chunks_exact(n_items).enumerate() {
+                for (i, &y) in row.iter().enumerate() {
+                    by_item[i * n_models + m] = y;
+                }
             }
             Storage::Dense { by_model, by_item }
         } else {
+            self.triples.sort_unstable_by_key(|t| (t.0, t.1));
+            if let Some(w) = self
+                .triples
+                .windows(2)
+                .find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+            {
+                return Err(duplicate(w[0].0, w[0].1));
+            }
             Storage::Sparse {
                 by_model: Csr::build(n_models, &self.triples, |t| (t.0, t.1)),
                 by_item: Csr::build(n_items, &self.triples, |t| (t.1, t.0)),
@@ -164,7 +183,7 @@ impl MatrixBuilder {
     }
 }
 
-fn intern(ids: &mut HashMap<String, u32>, names: &mut Vec<String>, key: &str) -> u32 {
+fn intern(ids: &mut Ids, names: &mut Vec<String>, key: &str) -> u32 {
     if let Some(&id) = ids.get(key) {
         return id;
     }

@@ -172,13 +172,3 @@ pub fn fit(matrix: &ResponseMatrix, options: &FitOptions) -> Result<Fit> {
 pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
-
-/// log(1 + e^z), without overflow.
-#[inline]
-pub(crate) fn softplus(z: f64) -> f64 {
-    if z > 0.0 {
-        z + (-z).exp().ln_1p()
-    } else {
-        z.exp().ln_1p()
-    }
-}
