@@ -5,8 +5,7 @@
 --   responses(model_id, benchmark, item_id, correct)      Rasch responses of 400 generated models
 --   items(benchmark, item_id, question, n_steps, true_difficulty)
 --
--- Difficulty is 1 - mean(correct) until the IRT engine (irt_fit) lands; then this script
--- switches to IRT difficulty.
+-- Difficulty is the 1PL IRT difficulty b (joint MAP, irt_fit); higher is harder.
 
 -- 1. The data.
 SELECT benchmark,
@@ -18,13 +17,10 @@ FROM responses
 GROUP BY benchmark
 ORDER BY benchmark;
 
--- 2. Item difficulty.
-CREATE VIEW item_difficulty AS
-SELECT benchmark, item_id,
-       1 - avg(CAST(correct AS DOUBLE)) AS difficulty,
-       count(*) AS n_responses
-FROM responses
-GROUP BY benchmark, item_id;
+-- 2. Item difficulty: one 1PL fit per benchmark, materialized once.
+CREATE TABLE item_difficulty AS
+SELECT benchmark, item_id, difficulty, difficulty_se, p_correct, n_responses, infit, outfit
+FROM irt_fit('responses', '1pl', 'jml');
 
 -- 3. The paper's quantiles and ten equal-size bins per benchmark (bin 0 is the easiest).
 CREATE VIEW binned AS

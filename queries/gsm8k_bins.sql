@@ -1,5 +1,6 @@
 -- GSM8K items of the Open LLM Leaderboard (../shared/data/oll_v1) in ten equal difficulty
--- bins, and the rank correlation of difficulty with the number of solution steps.
+-- bins by 1PL IRT difficulty, and the rank correlation of difficulty with the number of
+-- solution steps.
 --
 -- Run from the project root:  crossdiff sql -f queries/gsm8k_bins.sql
 
@@ -9,8 +10,8 @@ CREATE EXTERNAL TABLE items STORED AS PARQUET LOCATION '../shared/data/oll_v1/it
 CREATE VIEW gsm8k_binned AS
 SELECT d.item_id, d.difficulty, i.n_solution_steps,
        difficulty_bin(d.difficulty, 10, d.item_id) OVER () AS bin
-FROM (SELECT item_id, 1 - avg(CAST(correct AS DOUBLE)) AS difficulty
-      FROM responses WHERE benchmark = 'gsm8k' GROUP BY item_id) d
+FROM (SELECT item_id, difficulty
+      FROM irt_fit('SELECT * FROM responses WHERE benchmark = ''gsm8k''', '1pl', 'jml')) d
 JOIN items i ON i.benchmark = 'gsm8k' AND i.item_id = d.item_id;
 
 SELECT bin, count(*) AS items,

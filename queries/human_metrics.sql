@@ -4,27 +4,21 @@
 -- Run from the project root:
 --   crossdiff sql --data ../shared/data -f queries/human_metrics.sql
 --
--- Difficulty is 1 - mean(correct) over each benchmark's models until the IRT engine
--- (irt_fit) lands; then this script switches to IRT difficulty.
+-- Difficulty is the 1PL IRT difficulty (joint MAP) fitted to each source's models.
 -- Expect weak correlations: the paper's point is that human proxies say little about
--- what is hard for models.
+-- what is hard for models. (bbh has 2 models only: its difficulties are rough.)
 
-CREATE VIEW difficulty AS
-SELECT 'oll_v1' AS source, benchmark, item_id,
-       1 - avg(CAST(correct AS DOUBLE)) AS difficulty, count(*) AS n_models
-FROM oll_v1.responses GROUP BY benchmark, item_id
+CREATE TABLE difficulty AS
+SELECT 'oll_v1' AS source, benchmark, item_id, difficulty, n_responses AS n_models
+FROM irt_fit('oll_v1.responses', '1pl', 'jml')
 UNION ALL
-SELECT 'mmlu_pro', benchmark, item_id, 1 - avg(CAST(correct AS DOUBLE)), count(*)
-FROM mmlu_pro.responses GROUP BY benchmark, item_id
+SELECT 'mmlu_pro', benchmark, item_id, difficulty, n_responses FROM irt_fit('mmlu_pro.responses', '1pl', 'jml')
 UNION ALL
-SELECT 'chembench', benchmark, item_id, 1 - avg(CAST(correct AS DOUBLE)), count(*)
-FROM chembench.responses GROUP BY benchmark, item_id
+SELECT 'chembench', benchmark, item_id, difficulty, n_responses FROM irt_fit('chembench.responses', '1pl', 'jml')
 UNION ALL
-SELECT 'theoremqa', benchmark, item_id, 1 - avg(CAST(correct AS DOUBLE)), count(*)
-FROM theoremqa.responses GROUP BY benchmark, item_id
+SELECT 'theoremqa', benchmark, item_id, difficulty, n_responses FROM irt_fit('theoremqa.responses', '1pl', 'jml')
 UNION ALL
-SELECT 'bbh', benchmark, item_id, 1 - avg(CAST(correct AS DOUBLE)), count(*)
-FROM bbh.responses GROUP BY benchmark, item_id;
+SELECT 'bbh', benchmark, item_id, difficulty, n_responses FROM irt_fit('bbh.responses', '1pl', 'jml');
 
 CREATE VIEW item_words AS
 SELECT source, benchmark, item_id,
