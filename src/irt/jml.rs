@@ -90,21 +90,37 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     while iterations < o.max_iter {
         iterations += 1;
         // Abilities, items fixed.
+        // Per-item constants of this sweep: for 1PL, e^(b - theta) = e^b e^-theta turns the
+        // exponential of every response into a product.
+        let slopes: Vec<f64> = items
+            .iter()
+            .map(|&(_, alpha)| if two_pl { alpha.exp() } else { 1.0 })
+            .collect();
+        let exp_b: Vec<f64> = items.iter().map(|&(b, _)| b.exp()).collect();
         theta.par_iter_mut().enumerate().for_each(|(j, t)| {
             let (mut g, mut h) = (-*t / var_theta, 1.0 / var_theta);
-            m.for_model(j, |i, y| {
-                let (b, alpha) = items[i];
-                let a = if two_pl { alpha.exp() } else { 1.0 };
-                let p = sigmoid(a * (*t - b));
-                g += a * (y as u8 as f64 - p);
-                h += a * a * p * (1.0 - p);
-            });
+            if two_pl {
+                m.for_model(j, |i, y| {
+                    let a = slopes[i];
+                    let p = sigmoid(a * (*t - items[i].0));
+                    g += a * (y as u8 as f64 - p);
+                    h += a * a * p * (1.0 - p);
+                });
+            } else {
+                let exp_neg_t = (-*t).exp();
+                m.for_model(j, |i, y| {
+                    let p = 1.0 / (1.0 + exp_neg_t * exp_b[i]);
+                    g += y as u8 as f64 - p;
+                    h += p * (1.0 - p);
+                });
+            }
             *t += (g / h).clamp(-MAX_STEP, MAX_STEP);
         });
+        let exp_neg_theta: Vec<f64> = theta.iter().map(|t| (-t).exp()).collect();
         // Items, abilities fixed; the log likelihood of (new theta, old items) comes free.
         let sums: Vec<ItemSums> = (0..n_items)
             .into_par_iter()
-            .map(|i| item_sums(m, i, &theta, items[i], two_pl))
+            .map(|i| item_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
             .collect();
         let log_lik: f64 = sums.iter().map(|s| s.log_lik).sum();
         let log_posterior =
@@ -123,9 +139,10 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     progress.finish();
 
     // Final pass at the estimates: standard errors, fit statistics, log likelihood.
+    let exp_neg_theta: Vec<f64> = theta.iter().map(|t| (-t).exp()).collect();
     let sums: Vec<ItemSums> = (0..n_items)
         .into_par_iter()
-        .map(|i| item_sums(m, i, &theta, items[i], two_pl))
+        .map(|i| item_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
         .collect();
     let log_likelihood: f64 = sums.iter().map(|s| s.log_lik).sum();
     let item_params = items
@@ -254,22 +271,40 @@ fn item_sums(
     m: &ResponseMatrix,
     i: usize,
     theta: &[f64],
+    exp_neg_theta: &[f64],
     (b, alpha): (f64, f64),
     two_pl: bool,
 ) -> ItemSums {
     let a = if two_pl { alpha.exp() } else { 1.0 };
+    let exp_b = b.exp();
     let mut s = ItemSums::default();
+    // sum log(1 + e^-z) as the log of a running product: one logarithm per ~20 responses
+    // instead of one each (the product is folded into the sum before it could overflow).
+    let (mut product, mut log_sum) = (1.0f64, 0.0f64);
     m.for_item(i, |j, y| {
         let z = a * (theta[j] - b);
-        // One exponential serves the probability and the log likelihood:
-        // y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
-        let e = (-z).exp();
+        // One exponential (for 1PL, a product) serves the probability and the log
+        // likelihood: y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
+        let e = if two_pl {
+            (-z).exp()
+        } else {
+            exp_neg_theta[j] * exp_b
+        };
         let p = 1.0 / (1.0 + e);
         let yf = y as u8 as f64;
         let w = p * (1.0 - p);
         let r = yf - p;
-        let log1p_e = if z > -30.0 { e.ln_1p() } else { -z };
-        s.log_lik += (yf - 1.0) * z - log1p_e;
+        let factor = 1.0 + e;
+        if factor > 1e50 {
+            log_sum += if e.is_finite() { factor.ln() } else { -z };
+        } else {
+            product *= factor;
+            if product > 1e250 {
+                log_sum += product.ln();
+                product = 1.0;
+            }
+        }
+        s.log_lik += (yf - 1.0) * z;
         s.resid += r;
         s.resid_z += r * z;
         s.w += w;
@@ -280,6 +315,7 @@ fn item_sums(
         s.n += 1;
         s.n_correct += y as usize;
     });
+    s.log_lik -= log_sum + product.ln();
     s
 }
 
