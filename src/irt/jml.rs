@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use super::matrix::MISSING;
 use super::{sigmoid, Ability, Fit, FitOptions, IrtModel, ItemParams, ResponseMatrix, Result};
 
 const MAX_STEP: f64 = 1.0;
@@ -106,6 +107,10 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                     g += a * (y as u8 as f64 - p);
                     h += a * a * p * (1.0 - p);
                 });
+            } else if let Some(row) = m.dense_model_row(j) {
+                let (dg, dh) = dense_ability_sums(row, (-*t).exp(), &exp_b);
+                g += dg;
+                h += dh;
             } else {
                 let exp_neg_t = (-*t).exp();
                 m.for_model(j, |i, y| {
@@ -257,6 +262,91 @@ fn align_to_priors(
     });
 }
 
+/// The 1PL ability gradient and information of one dense row, without branches: missing
+/// cells are weighted 0, and four independent partial sums let the loop pipeline.
+fn dense_ability_sums(row: &[u8], exp_neg_t: f64, exp_b: &[f64]) -> (f64, f64) {
+    let (mut g, mut h) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut cells = row.chunks_exact(4);
+    let mut consts = exp_b.chunks_exact(4);
+    for (ys, es) in (&mut cells).zip(&mut consts) {
+        for k in 0..4 {
+            let observed = (ys[k] != MISSING) as u8 as f64;
+            let p = 1.0 / (1.0 + exp_neg_t * es[k]);
+            g[k] += observed * ((ys[k] == 1) as u8 as f64 - p);
+            h[k] += observed * p * (1.0 - p);
+        }
+    }
+    for (&y, &e) in cells.remainder().iter().zip(consts.remainder()) {
+        let observed = (y != MISSING) as u8 as f64;
+        let p = 1.0 / (1.0 + exp_neg_t * e);
+        g[0] += observed * ((y == 1) as u8 as f64 - p);
+        h[0] += observed * p * (1.0 - p);
+    }
+    ((g[0] + g[1]) + (g[2] + g[3]), (h[0] + h[1]) + (h[2] + h[3]))
+}
+
+/// [`item_sums`] for a 1PL item over one dense row, in four independent lanes (missing cells
+/// weigh 0), so the loop pipelines instead of waiting on one chain of additions.
+fn dense_item_sums(
+    row: &[u8],
+    theta: &[f64],
+    exp_neg_theta: &[f64],
+    b: f64,
+    exp_b: f64,
+) -> ItemSums {
+    const L: usize = 4;
+    let mut lane = [ItemSums::default(); L];
+    let mut product = [1.0f64; L];
+    let mut log_sum = [0.0f64; L];
+    for (j, &y) in row.iter().enumerate() {
+        let k = j % L;
+        let observed = (y != MISSING) as u8 as f64;
+        let yf = (y == 1) as u8 as f64;
+        let z = theta[j] - b;
+        let e = exp_neg_theta[j] * exp_b;
+        let p = 1.0 / (1.0 + e);
+        let w = p * (1.0 - p);
+        let r = yf - p;
+        let s = &mut lane[k];
+        s.log_lik += observed * (yf - 1.0) * z;
+        s.resid += observed * r;
+        s.resid_z += observed * r * z;
+        s.w += observed * w;
+        s.wz += observed * w * z;
+        s.wzz += observed * w * z * z;
+        s.sq_resid += observed * r * r;
+        s.sq_std_resid += observed * r * r / w.max(1e-300);
+        s.n += (y != MISSING) as usize;
+        s.n_correct += (y == 1) as usize;
+        // log(1 + e) of observed cells, as the log of a running product (see item_sums).
+        let factor = if y != MISSING { 1.0 + e } else { 1.0 };
+        if factor > 1e50 {
+            log_sum[k] += if e.is_finite() { factor.ln() } else { -z };
+        } else {
+            product[k] *= factor;
+            if product[k] > 1e250 {
+                log_sum[k] += product[k].ln();
+                product[k] = 1.0;
+            }
+        }
+    }
+    let mut total = ItemSums::default();
+    for k in 0..L {
+        let s = &lane[k];
+        total.log_lik += s.log_lik - (log_sum[k] + product[k].ln());
+        total.resid += s.resid;
+        total.resid_z += s.resid_z;
+        total.w += s.w;
+        total.wz += s.wz;
+        total.wzz += s.wzz;
+        total.sq_resid += s.sq_resid;
+        total.sq_std_resid += s.sq_std_resid;
+        total.n += s.n;
+        total.n_correct += s.n_correct;
+    }
+    total
+}
+
 fn extreme_flag(correct: usize, n: usize) -> Option<&'static str> {
     if n > 0 && correct == n {
         Some("all_correct")
@@ -277,6 +367,11 @@ fn item_sums(
 ) -> ItemSums {
     let a = if two_pl { alpha.exp() } else { 1.0 };
     let exp_b = b.exp();
+    if !two_pl {
+        if let Some(row) = m.dense_item_row(i) {
+            return dense_item_sums(row, theta, exp_neg_theta, b, exp_b);
+        }
+    }
     let mut s = ItemSums::default();
     // sum log(1 + e^-z) as the log of a running product: one logarithm per ~20 responses
     // instead of one each (the product is folded into the sum before it could overflow).

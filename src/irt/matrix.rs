@@ -10,7 +10,7 @@ type Ids = HashMap<String, u32, foldhash::fast::RandomState>;
 use super::error::{IrtError, Result};
 
 /// Code of an unobserved cell in dense storage.
-const MISSING: u8 = 2;
+pub const MISSING: u8 = 2;
 
 /// Dense storage pays off above this share of observed cells.
 const DENSE_ABOVE: f64 = 0.25;
@@ -242,6 +242,29 @@ impl ResponseMatrix {
 
     pub fn is_dense(&self) -> bool {
         matches!(self.storage, Storage::Dense { .. })
+    }
+
+    /// Model `j`'s cells (0, 1 or [`MISSING`], one per item) when storage is dense, for
+    /// kernels that process whole rows without branches.
+    #[inline]
+    pub fn dense_model_row(&self, j: usize) -> Option<&[u8]> {
+        match &self.storage {
+            Storage::Dense { by_model, .. } => {
+                Some(&by_model[j * self.items.len()..(j + 1) * self.items.len()])
+            }
+            Storage::Sparse { .. } => None,
+        }
+    }
+
+    /// Item `i`'s cells (one per model) when storage is dense.
+    #[inline]
+    pub fn dense_item_row(&self, i: usize) -> Option<&[u8]> {
+        match &self.storage {
+            Storage::Dense { by_item, .. } => {
+                Some(&by_item[i * self.models.len()..(i + 1) * self.models.len()])
+            }
+            Storage::Sparse { .. } => None,
+        }
     }
 
     /// Calls `f(item, correct)` for every response of model `j`.
