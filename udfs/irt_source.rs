@@ -151,6 +151,16 @@ impl IrtCall {
         } else {
             ctx.sql(&self.source).await?
         };
+        // Read only the columns a fit uses (a source may carry text, metadata, truth).
+        let wanted: Vec<&str> = ["model_id", "benchmark", "item_id", "correct"]
+            .into_iter()
+            .filter(|c| df.schema().has_column_with_unqualified_name(c))
+            .collect();
+        let df = if wanted.len() >= 3 {
+            df.select_columns(&wanted)?
+        } else {
+            df
+        };
         // Batches are folded into the matrices as they stream in, so the source is never
         // held in memory whole.
         let mut stream = df.execute_stream().await?;
