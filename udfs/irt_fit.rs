@@ -24,7 +24,7 @@ iterations and converged. source is a table name or a query with columns model_i
 model is '1pl' or '2pl'. method is 'jml' (joint maximum a posteriori with weak normal priors, alternating \
 Newton steps; deterministic). options is a JSON object: ability_sd (1), difficulty_sd (3), \
 log_discrimination_sd (1), tolerance (1e-9, change of the log posterior per response that stops the fit), \
-max_iter (500), threads, min_responses (5), joint (false).",
+max_iter (500), threads, min_responses (5), joint (false), seed (accepted; jml is deterministic and does not use it).",
     example: "SELECT item_id, difficulty FROM irt_fit('responses', '1pl', 'jml') WHERE benchmark = 'gsm8k';",
 };
 

@@ -22,7 +22,7 @@ use crate::irt::batches::{fit_all, BenchmarkFit, MatrixSet};
 use crate::irt::{FitOptions, IrtModel, Method};
 
 /// Option keys `irt_fit` and `irt_abilities` accept.
-pub const OPTION_KEYS: [&str; 8] = [
+pub const OPTION_KEYS: [&str; 9] = [
     "ability_sd",
     "difficulty_sd",
     "log_discrimination_sd",
@@ -31,6 +31,7 @@ pub const OPTION_KEYS: [&str; 8] = [
     "threads",
     "min_responses",
     "joint",
+    "seed",
 ];
 
 /// Parsed arguments of an IRT table function.
@@ -111,6 +112,17 @@ impl IrtCall {
                     "max_iter" => options.max_iter = count()?,
                     "threads" => options.threads = Some(count()?),
                     "min_responses" => options.min_responses = count()?,
+                    // Every method so far is deterministic; the seed is checked, not used.
+                    "seed" => {
+                        value.as_u64().ok_or_else(|| {
+                            plan_error(
+                                function,
+                                format!(
+                                    "option `seed`: expected a non-negative integer, got {value}"
+                                ),
+                            )
+                        })?;
+                    }
                     "joint" => {
                         joint = value.as_bool().ok_or_else(|| {
                             plan_error(
