@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::Result;
 
-use super::irt_source::{FitTable, IrtCall};
+use super::irt_source::{fit_table, IrtCall};
 use super::TableFunctionDoc;
 use crate::irt::batches::BenchmarkFit;
 
@@ -71,10 +71,6 @@ pub struct IrtAbilities;
 impl TableFunctionImpl for IrtAbilities {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let call = IrtCall::parse(DOC.name, args.exprs(), args.session())?;
-        Ok(Arc::new(FitTable {
-            call,
-            schema: schema(),
-            output,
-        }))
+        Ok(fit_table(call, schema(), output))
     }
 }

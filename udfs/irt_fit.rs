@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::Result;
 
-use super::irt_source::{FitTable, IrtCall};
+use super::irt_source::{fit_table, IrtCall};
 use super::TableFunctionDoc;
 use crate::irt::batches::BenchmarkFit;
+use crate::irt::ItemParams;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_fit",
@@ -58,54 +59,47 @@ pub fn benchmark_and_item<'a>(fit: &'a BenchmarkFit, key: &'a str) -> (Option<&'
 }
 
 fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
-    let (mut bench, mut item, mut flag) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let mut floats: Vec<Float64Builder> = (0..7).map(|_| Float64Builder::new()).collect();
-    let (mut n, mut iterations, mut converged) = (
-        Int64Builder::new(),
-        Int64Builder::new(),
-        BooleanBuilder::new(),
-    );
-    for f in fits {
-        for (key, p) in f.matrix.items.iter().zip(&f.fit.items) {
-            let (b, i) = benchmark_and_item(f, key);
-            bench.append_option(b);
-            item.append_value(i);
-            let finite = |x: f64| x.is_finite().then_some(x);
-            floats[0].append_value(p.difficulty);
-            floats[1].append_value(p.discrimination);
-            floats[2].append_value(p.difficulty_se);
-            floats[3].append_value(p.p_correct);
-            floats[4].append_option(finite(p.infit));
-            floats[5].append_option(finite(p.outfit));
-            floats[6].append_value(f.fit.log_likelihood);
-            n.append_value(p.n_responses as i64);
-            flag.append_option(p.flag);
-            iterations.append_value(f.fit.iterations as i64);
-            converged.append_value(f.fit.converged);
-        }
-    }
-    let mut fl: Vec<ArrayRef> = floats
-        .iter_mut()
-        .map(|b| Arc::new(b.finish()) as ArrayRef)
+    let rows: Vec<(&BenchmarkFit, &str, &ItemParams)> = fits
+        .iter()
+        .flat_map(|f| {
+            f.matrix
+                .items
+                .iter()
+                .zip(&f.fit.items)
+                .map(move |(key, p)| (f, key.as_str(), p))
+        })
         .collect();
+    let float = |value: fn(&BenchmarkFit, &ItemParams) -> f64| -> ArrayRef {
+        // Non-finite mean squares (an item without information) come out as NULL.
+        Arc::new(Float64Array::from_iter(
+            rows.iter()
+                .map(|(f, _, p)| Some(value(f, p)).filter(|x| x.is_finite())),
+        ))
+    };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(bench.finish()),
-        Arc::new(item.finish()),
-        fl.remove(0),
-        fl.remove(0),
-        fl.remove(0),
-        Arc::new(n.finish()),
-        fl.remove(0),
-        fl.remove(0),
-        fl.remove(0),
-        Arc::new(flag.finish()),
-        fl.remove(0),
-        Arc::new(iterations.finish()),
-        Arc::new(converged.finish()),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|(f, key, _)| benchmark_and_item(f, key).0),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(f, key, _)| benchmark_and_item(f, key).1),
+        )),
+        float(|_, p| p.difficulty),
+        float(|_, p| p.discrimination),
+        float(|_, p| p.difficulty_se),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(_, _, p)| p.n_responses as i64),
+        )),
+        float(|_, p| p.p_correct),
+        float(|_, p| p.infit),
+        float(|_, p| p.outfit),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, p)| p.flag))),
+        float(|f, _| f.fit.log_likelihood),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|(f, _, _)| f.fit.iterations as i64),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|(f, _, _)| Some(f.fit.converged)),
+        )),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
@@ -116,10 +110,6 @@ pub struct IrtFit;
 impl TableFunctionImpl for IrtFit {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let call = IrtCall::parse(DOC.name, args.exprs(), args.session())?;
-        Ok(Arc::new(FitTable {
-            call,
-            schema: schema(),
-            output,
-        }))
+        Ok(fit_table(call, schema(), output))
     }
 }

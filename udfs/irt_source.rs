@@ -4,17 +4,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
-use super::lazy::{lazy_exec, Job};
+use super::lazy::{Job, LazyTable};
 use super::string_arg;
 use futures::StreamExt;
 
@@ -203,44 +201,21 @@ fn context(session: &dyn Session) -> Result<SessionContext> {
     Ok(SessionContext::new_with_state(state.clone()))
 }
 
-/// A table computed from the fits when scanned.
-#[derive(Debug)]
-pub struct FitTable {
-    pub call: IrtCall,
-    pub schema: SchemaRef,
-    pub output: fn(&SchemaRef, &[BenchmarkFit]) -> Result<RecordBatch>,
-}
+/// Turns fits into the function's output batch.
+pub type FitOutput = fn(&SchemaRef, &[BenchmarkFit]) -> Result<RecordBatch>;
 
-#[async_trait]
-impl TableProvider for FitTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (ctx, call, schema, output) = (
-            context(state)?,
-            self.call.clone(),
-            self.schema.clone(),
-            self.output,
-        );
-        let job: Job = Arc::new(move || {
-            let (ctx, call, schema) = (ctx.clone(), call.clone(), schema.clone());
-            Box::pin(async move {
-                let fits = call.run(ctx).await?;
-                output(&schema, &fits)
-            })
-        });
-        lazy_exec(self.schema.clone(), projection, limit, job)
-    }
+/// The table of an IRT function: the fit runs when the query runs, in the query's session.
+pub fn fit_table(call: IrtCall, schema: SchemaRef, output: FitOutput) -> Arc<dyn TableProvider> {
+    let table_schema = schema.clone();
+    Arc::new(LazyTable::new(
+        table_schema,
+        Arc::new(move |state: &dyn Session| {
+            let (ctx, call, schema) = (context(state)?, call.clone(), schema.clone());
+            let job: Job = Arc::new(move || {
+                let (ctx, call, schema) = (ctx.clone(), call.clone(), schema.clone());
+                Box::pin(async move { output(&schema, &call.run(ctx).await?) })
+            });
+            Ok(job)
+        }),
+    ))
 }

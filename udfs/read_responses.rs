@@ -5,14 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
-use super::lazy::{lazy_exec, Job};
+use super::lazy::{Job, LazyTable};
 use super::{string_arg, TableFunctionDoc};
 use crate::data::{read_responses, responses_schema, Format, IngestOptions};
 
@@ -55,42 +51,6 @@ impl TableFunctionImpl for ReadResponses {
         if !path.exists() {
             return plan_err!("{}: path {} does not exist", DOC.name, path.display());
         }
-        Ok(Arc::new(ResponsesFiles {
-            path,
-            format,
-            options,
-            schema: responses_schema(),
-        }))
-    }
-}
-
-/// The files behind one `read_responses(...)` call.
-#[derive(Debug)]
-struct ResponsesFiles {
-    path: PathBuf,
-    format: Format,
-    options: IngestOptions,
-    schema: SchemaRef,
-}
-
-#[async_trait]
-impl TableProvider for ResponsesFiles {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (path, format, options) = (self.path.clone(), self.format, self.options.clone());
         let job: Job = Arc::new(move || {
             let (paths, options) = (vec![path.clone()], options.clone());
             Box::pin(async move {
@@ -100,6 +60,9 @@ impl TableProvider for ResponsesFiles {
                     .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))
             })
         });
-        lazy_exec(self.schema.clone(), projection, limit, job)
+        Ok(Arc::new(LazyTable::new(
+            responses_schema(),
+            Arc::new(move |_| Ok(job.clone())),
+        )))
     }
 }
