@@ -70,6 +70,13 @@ struct BenchArgs {
     /// Only the first N cases (the large ones take a while).
     #[arg(long)]
     cases: Option<usize>,
+    /// Only cases whose data or fit name contains this text (e.g. "12032", "vi", "oll_v1").
+    #[arg(long)]
+    only: Option<String>,
+    /// Folder of reference fits of the real data written by scripts/compare_irt.sh
+    /// (hier_BENCHMARK.parquet, vague_BENCHMARK_s1.parquet).
+    #[arg(long)]
+    references: Option<PathBuf>,
     /// Internal: run case K in this process.
     #[arg(long, hide = true)]
     case: Option<usize>,
@@ -332,13 +339,22 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     if let Some(n) = args.cases {
         cases.truncate(n);
     }
+    let selected: Vec<usize> = (0..cases.len())
+        .filter(|&k| {
+            args.only.as_ref().is_none_or(|text| {
+                let (case, spec) = &cases[k];
+                bench::case_name(case, None).contains(text.as_str())
+                    || spec.label().contains(text.as_str())
+            })
+        })
+        .collect();
     std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
     if let Some(k) = args.case {
-        let (case, model) = cases.get(k).ok_or_else(|| format!("no case {k}"))?;
+        let (case, spec) = cases.get(k).ok_or_else(|| format!("no case {k}"))?;
         if args.prepare {
             return bench::prepare(case, &args.cache);
         }
-        for row in bench::run_case(case, *model, &args.cache).await? {
+        for row in bench::run_case(case, spec, &args.cache, args.references.as_deref()).await? {
             println!("{row}");
         }
         return Ok(());
@@ -353,6 +369,9 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         if let Some(r) = &real {
             c.arg("--real").arg(r);
         }
+        if let Some(r) = &args.references {
+            c.arg("--references").arg(r);
+        }
         if prepare {
             c.arg("--prepare");
         }
@@ -360,7 +379,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         c.output().map_err(|e| e.to_string())
     };
     println!("{}", bench::HEADER);
-    for (k, (case, _)) in cases.iter().enumerate() {
+    for k in selected {
+        let case = &cases[k].0;
         if bench::needs_preparing(case, &args.cache) {
             eprintln!("preparing {case:?} (once) ...");
             let out = child(k, true)?;

@@ -19,14 +19,21 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     syntax: "irt_fit(source, model, method [, options])",
     description: "Fits an item response model to responses and returns one row per item: benchmark, item_id, \
 difficulty (b; higher is harder), discrimination (a; 1 for 1PL), difficulty_se, n_responses, p_correct, infit, \
-outfit, flag ('all_correct' / 'all_wrong' where the estimate comes from the prior), and the fit's log_likelihood, \
+outfit, flag ('all_correct' / 'all_wrong' where the estimate comes from the prior), and the fit's log_likelihood \
+(at the point estimates), objective (what the method maximises: log posterior, ELBO or log marginal likelihood), \
 iterations and converged. source is a table name or a query with columns model_id, item_id, correct \
 (boolean or 0/1) and optionally benchmark; each benchmark is fitted separately unless options say joint. \
 model is '1pl' or '2pl'. method is 'jml' (joint maximum a posteriori with weak normal priors, alternating \
-Newton steps; deterministic). options is a JSON object: ability_sd (1), difficulty_sd (3), \
-log_discrimination_sd (1), tolerance (1e-9, change of the log posterior per response that stops the fit), \
-max_iter (500), threads, min_responses (5), joint (false), seed (accepted; jml is deterministic and does not use it).",
-    example: "SELECT item_id, difficulty FROM irt_fit('responses', '1pl', 'jml') WHERE benchmark = 'gsm8k';",
+Newton steps; the fast default), 'vi' (mean-field variational inference for py-irt's 1PL model, the paper's tool: \
+posterior means and standard deviations, by coordinate ascent with Gauss-Hermite expectations, so converged and \
+reproducible where py-irt's sampled gradients are not) or 'mml' (marginal maximum likelihood by EM with adaptive \
+Gauss-Hermite quadrature, EAP abilities; 1PL estimates the abilities' spread). Every method is deterministic. \
+options is a JSON object: priors ('weak': the default of jml and mml; 'vague': py-irt's default and vi's, \
+theta ~ N(0, 1), b ~ N(0, 1000^2); 'hierarchical': py-irt's hierarchical priors, vi only), ability_sd (1), \
+difficulty_sd (3), log_discrimination_sd (1), tolerance (1e-9, change of the objective per response that stops \
+the fit), max_iter (500), threads, min_responses (5), quadrature_points (vi: 7 per expectation; mml: 7 per model), \
+joint (false), seed (accepted; no method samples).",
+    example: "SELECT item_id, difficulty FROM irt_fit('responses', '1pl', 'vi', '{\"priors\": \"hierarchical\"}') WHERE benchmark = 'gsm8k';",
 };
 
 pub fn schema() -> SchemaRef {
@@ -42,6 +49,7 @@ pub fn schema() -> SchemaRef {
         Field::new("outfit", DataType::Float64, true),
         Field::new("flag", DataType::Utf8, true),
         Field::new("log_likelihood", DataType::Float64, false),
+        Field::new("objective", DataType::Float64, false),
         Field::new("iterations", DataType::Int64, false),
         Field::new("converged", DataType::Boolean, false),
     ]))
@@ -94,6 +102,7 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
         float(|_, p| p.outfit),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, p)| p.flag))),
         float(|f, _| f.fit.log_likelihood),
+        float(|f, _| f.fit.objective),
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|(f, _, _)| f.fit.iterations as i64),
         )),

@@ -17,10 +17,11 @@ use super::string_arg;
 use futures::StreamExt;
 
 use crate::irt::batches::{fit_all, BenchmarkFit, MatrixSet};
-use crate::irt::{FitOptions, IrtModel, Method};
+use crate::irt::{FitOptions, IrtModel, Method, Priors};
 
 /// Option keys `irt_fit` and `irt_abilities` accept.
-pub const OPTION_KEYS: [&str; 9] = [
+pub const OPTION_KEYS: [&str; 11] = [
+    "priors",
     "ability_sd",
     "difficulty_sd",
     "log_discrimination_sd",
@@ -30,6 +31,7 @@ pub const OPTION_KEYS: [&str; 9] = [
     "min_responses",
     "joint",
     "seed",
+    "quadrature_points",
 ];
 
 /// Parsed arguments of an IRT table function.
@@ -54,11 +56,13 @@ impl IrtCall {
             );
         }
         let source = string_arg(function, exprs, 0, "source")?;
+        let method = Method::parse(&string_arg(function, exprs, 2, "method")?)
+            .map_err(|e| plan_error(function, e))?;
         let mut options = FitOptions {
             model: IrtModel::parse(&string_arg(function, exprs, 1, "model")?)
                 .map_err(|e| plan_error(function, e))?,
-            method: Method::parse(&string_arg(function, exprs, 2, "method")?)
-                .map_err(|e| plan_error(function, e))?,
+            method,
+            priors: Priors::default_for(method),
             ..Default::default()
         };
         let mut joint = false;
@@ -66,9 +70,23 @@ impl IrtCall {
             let json = string_arg(function, exprs, 3, "options")?;
             let value: serde_json::Value = serde_json::from_str(&json)
                 .map_err(|e| plan_error(function, format!("options: malformed JSON: {e}")))?;
-            let serde_json::Value::Object(map) = value else {
+            let serde_json::Value::Object(mut map) = value else {
                 return plan_err!("{function}: options must be a JSON object, got {json}");
             };
+            // A named set of priors first, so explicit standard deviations refine it.
+            if let Some(value) = map.remove("priors") {
+                options.priors = match value.as_str() {
+                    Some("vague") => Priors::vague(),
+                    Some("hierarchical") => Priors::hierarchical(),
+                    Some("weak") => Priors::default(),
+                    _ => {
+                        return plan_err!(
+                            "{function}: option `priors`: expected 'vague', 'hierarchical' or \
+                             'weak', got {value}"
+                        )
+                    }
+                };
+            }
             for (key, value) in map {
                 let number = || {
                     value.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
@@ -110,6 +128,7 @@ impl IrtCall {
                     "max_iter" => options.max_iter = count()?,
                     "threads" => options.threads = Some(count()?),
                     "min_responses" => options.min_responses = count()?,
+                    "quadrature_points" => options.quadrature_points = Some(count()?),
                     // Every method so far is deterministic; the seed is checked, not used.
                     "seed" => {
                         value.as_u64().ok_or_else(|| {

@@ -8,36 +8,21 @@
 //! when the log posterior changes by less than `tolerance` per response between sweeps. Every
 //! reduction is summed in a fixed order, so a fit is bit-identical from run to run.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
 use super::matrix::MISSING;
-use super::{sigmoid, Ability, Fit, FitOptions, IrtModel, ItemParams, ResponseMatrix, Result};
+use super::progress::Progress;
+use super::summary::{
+    abilities, ability_information, all_item_sums, item_params, item_sums, Counts, ItemSums,
+};
+use super::{sigmoid, Fit, FitOptions, IrtModel, ResponseMatrix, Result};
 
 const MAX_STEP: f64 = 1.0;
 
-fn logit(p: f64) -> f64 {
-    (p / (1.0 - p)).ln()
-}
-
-/// Per-item sufficient sums at the current parameters.
-#[derive(Default, Clone, Copy)]
-struct ItemSums {
-    log_lik: f64,
-    resid: f64,
-    resid_z: f64,
-    w: f64,
-    wz: f64,
-    wzz: f64,
-    sq_resid: f64,
-    sq_std_resid: f64,
-    n: usize,
-    n_correct: usize,
-}
-
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
-    let (n_models, n_items) = (m.n_models(), m.n_items());
+    let n_items = m.n_items();
     let pr = o.priors;
     let (var_theta, var_b, var_alpha) = (
         pr.ability_sd * pr.ability_sd,
@@ -47,43 +32,12 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let two_pl = o.model == IrtModel::TwoPl;
 
     // Start from the logits of the raw proportions, clamped away from 0 and 1.
-    let model_counts: Vec<(usize, usize)> = (0..n_models)
-        .into_par_iter()
-        .map(|j| {
-            let (mut n, mut c) = (0, 0);
-            m.for_model(j, |_, y| {
-                n += 1;
-                c += y as usize;
-            });
-            (n, c)
-        })
-        .collect();
-    let clamp = |c: usize, n: usize| ((c as f64 + 0.5) / (n as f64 + 1.0)).clamp(0.02, 0.98);
-    let mut theta: Vec<f64> = model_counts
-        .iter()
-        .map(|&(n, c)| logit(clamp(c, n)))
-        .collect();
-    let mean = theta.iter().sum::<f64>() / n_models as f64;
-    let sd = (theta.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n_models as f64)
-        .sqrt()
-        .max(1e-3);
-    for t in &mut theta {
-        *t = (*t - mean) / sd * pr.ability_sd;
-    }
-    let mut items: Vec<(f64, f64)> = (0..n_items) // (b, alpha = log a)
-        .into_par_iter()
-        .map(|i| {
-            let (mut n, mut c) = (0, 0);
-            m.for_item(i, |_, y| {
-                n += 1;
-                c += y as usize;
-            });
-            (-logit(clamp(c, n)), 0.0)
-        })
-        .collect();
+    let counts = Counts::of(m);
+    let (mut theta, b) = counts.start(pr.ability_sd);
+    let mut items: Vec<(f64, f64)> = b.into_iter().map(|b| (b, 0.0)).collect(); // (b, log a)
 
     let started = Instant::now();
-    let progress = Progress::new(o.progress);
+    let progress = Progress::new(o.progress, "log posterior");
     let n_responses = m.n_responses().max(1) as f64;
     let mut previous = f64::NEG_INFINITY;
     let mut converged = false;
@@ -144,18 +98,14 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     progress.finish();
 
     // Final pass at the estimates: standard errors, fit statistics, log likelihood.
-    let exp_neg_theta: Vec<f64> = theta.iter().map(|t| (-t).exp()).collect();
-    let sums: Vec<ItemSums> = (0..n_items)
-        .into_par_iter()
-        .map(|i| item_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
-        .collect();
+    let sums = all_item_sums(m, &theta, &items, two_pl);
     let log_likelihood: f64 = sums.iter().map(|s| s.log_lik).sum();
-    let item_params = items
+    let difficulty_se: Vec<f64> = items
         .iter()
         .zip(&sums)
-        .map(|(&(b, alpha), s)| {
-            let a = if two_pl { alpha.exp() } else { 1.0 };
-            let difficulty_se = if two_pl {
+        .map(|(&(_, alpha), s)| {
+            if two_pl {
+                let a = alpha.exp();
                 let (i_aa, i_bb, i_ab) = (
                     s.wzz + 1.0 / var_alpha,
                     a * a * s.w + 1.0 / var_b,
@@ -164,56 +114,22 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                 (i_aa / (i_aa * i_bb - i_ab * i_ab)).sqrt()
             } else {
                 1.0 / (s.w + 1.0 / var_b).sqrt()
-            };
-            let n = s.n.max(1) as f64;
-            ItemParams {
-                difficulty: b,
-                discrimination: a,
-                difficulty_se,
-                n_responses: s.n,
-                p_correct: s.n_correct as f64 / n,
-                infit: if s.w > 0.0 {
-                    s.sq_resid / s.w
-                } else {
-                    f64::NAN
-                },
-                outfit: s.sq_std_resid / n,
-                flag: extreme_flag(s.n_correct, s.n),
             }
         })
         .collect();
-    let abilities = theta
-        .par_iter()
-        .enumerate()
-        .map(|(j, &t)| {
-            let mut info = 1.0 / var_theta;
-            m.for_model(j, |i, _| {
-                let (b, alpha) = items[i];
-                let a = if two_pl { alpha.exp() } else { 1.0 };
-                let p = sigmoid(a * (t - b));
-                info += a * a * p * (1.0 - p);
-            });
-            let (n, c) = model_counts[j];
-            let flag = if n < o.min_responses {
-                Some("few_responses")
-            } else {
-                extreme_flag(c, n)
-            };
-            Ability {
-                ability: t,
-                ability_se: 1.0 / info.sqrt(),
-                n_responses: n,
-                flag,
-            }
-        })
+    let item_params = item_params(&items, &sums, &difficulty_se, two_pl);
+    let ability_se: Vec<f64> = ability_information(m, &theta, &items, two_pl, 1.0 / var_theta)
+        .iter()
+        .map(|info| 1.0 / info.sqrt())
         .collect();
+    let abilities = abilities(&theta, &ability_se, &counts, o.min_responses);
     let log_posterior =
         log_likelihood + log_prior(&theta, &items, var_theta, var_b, var_alpha, two_pl);
     Ok(Fit {
         items: item_params,
         abilities,
         log_likelihood,
-        log_posterior,
+        objective: log_posterior,
         iterations,
         converged,
     })
@@ -285,135 +201,6 @@ fn dense_ability_sums(row: &[u8], exp_neg_t: f64, exp_b: &[f64]) -> (f64, f64) {
     ((g[0] + g[1]) + (g[2] + g[3]), (h[0] + h[1]) + (h[2] + h[3]))
 }
 
-/// [`item_sums`] for a 1PL item over one dense row, in four independent lanes (missing cells
-/// weigh 0), so the loop pipelines instead of waiting on one chain of additions.
-fn dense_item_sums(
-    row: &[u8],
-    theta: &[f64],
-    exp_neg_theta: &[f64],
-    b: f64,
-    exp_b: f64,
-) -> ItemSums {
-    const L: usize = 4;
-    let mut lane = [ItemSums::default(); L];
-    let mut product = [1.0f64; L];
-    let mut log_sum = [0.0f64; L];
-    for (j, &y) in row.iter().enumerate() {
-        let k = j % L;
-        let observed = (y != MISSING) as u8 as f64;
-        let yf = (y == 1) as u8 as f64;
-        let z = theta[j] - b;
-        let e = exp_neg_theta[j] * exp_b;
-        let p = 1.0 / (1.0 + e);
-        let w = p * (1.0 - p);
-        let r = yf - p;
-        let s = &mut lane[k];
-        s.log_lik += observed * (yf - 1.0) * z;
-        s.resid += observed * r;
-        s.resid_z += observed * r * z;
-        s.w += observed * w;
-        s.wz += observed * w * z;
-        s.wzz += observed * w * z * z;
-        s.sq_resid += observed * r * r;
-        s.sq_std_resid += observed * r * r / w.max(1e-300);
-        s.n += (y != MISSING) as usize;
-        s.n_correct += (y == 1) as usize;
-        // log(1 + e) of observed cells, as the log of a running product (see item_sums).
-        let factor = if y != MISSING { 1.0 + e } else { 1.0 };
-        if factor > 1e50 {
-            log_sum[k] += if e.is_finite() { factor.ln() } else { -z };
-        } else {
-            product[k] *= factor;
-            if product[k] > 1e250 {
-                log_sum[k] += product[k].ln();
-                product[k] = 1.0;
-            }
-        }
-    }
-    let mut total = ItemSums::default();
-    for k in 0..L {
-        let s = &lane[k];
-        total.log_lik += s.log_lik - (log_sum[k] + product[k].ln());
-        total.resid += s.resid;
-        total.resid_z += s.resid_z;
-        total.w += s.w;
-        total.wz += s.wz;
-        total.wzz += s.wzz;
-        total.sq_resid += s.sq_resid;
-        total.sq_std_resid += s.sq_std_resid;
-        total.n += s.n;
-        total.n_correct += s.n_correct;
-    }
-    total
-}
-
-fn extreme_flag(correct: usize, n: usize) -> Option<&'static str> {
-    if n > 0 && correct == n {
-        Some("all_correct")
-    } else if correct == 0 {
-        Some("all_wrong")
-    } else {
-        None
-    }
-}
-
-fn item_sums(
-    m: &ResponseMatrix,
-    i: usize,
-    theta: &[f64],
-    exp_neg_theta: &[f64],
-    (b, alpha): (f64, f64),
-    two_pl: bool,
-) -> ItemSums {
-    let a = if two_pl { alpha.exp() } else { 1.0 };
-    let exp_b = b.exp();
-    if !two_pl {
-        if let Some(row) = m.dense_item_row(i) {
-            return dense_item_sums(row, theta, exp_neg_theta, b, exp_b);
-        }
-    }
-    let mut s = ItemSums::default();
-    // sum log(1 + e^-z) as the log of a running product: one logarithm per ~20 responses
-    // instead of one each (the product is folded into the sum before it could overflow).
-    let (mut product, mut log_sum) = (1.0f64, 0.0f64);
-    m.for_item(i, |j, y| {
-        let z = a * (theta[j] - b);
-        // One exponential (for 1PL, a product) serves the probability and the log
-        // likelihood: y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
-        let e = if two_pl {
-            (-z).exp()
-        } else {
-            exp_neg_theta[j] * exp_b
-        };
-        let p = 1.0 / (1.0 + e);
-        let yf = y as u8 as f64;
-        let w = p * (1.0 - p);
-        let r = yf - p;
-        let factor = 1.0 + e;
-        if factor > 1e50 {
-            log_sum += if e.is_finite() { factor.ln() } else { -z };
-        } else {
-            product *= factor;
-            if product > 1e250 {
-                log_sum += product.ln();
-                product = 1.0;
-            }
-        }
-        s.log_lik += (yf - 1.0) * z;
-        s.resid += r;
-        s.resid_z += r * z;
-        s.w += w;
-        s.wz += w * z;
-        s.wzz += w * z * z;
-        s.sq_resid += r * r;
-        s.sq_std_resid += r * r / w.max(1e-300);
-        s.n += 1;
-        s.n_correct += y as usize;
-    });
-    s.log_lik -= log_sum + product.ln();
-    s
-}
-
 fn item_step(
     (b, alpha): (f64, f64),
     s: &ItemSums,
@@ -461,44 +248,6 @@ fn log_prior(
             .sum::<f64>();
     }
     lp
-}
-
-/// A progress line on stderr, shown only once a fit has run for a second.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        Self {
-            bar: enabled.then(|| {
-                let bar = indicatif::ProgressBar::hidden();
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} irt_fit: sweep {pos}, {msg} [{elapsed}]",
-                    )
-                    .expect("valid template"),
-                );
-                bar
-            }),
-        }
-    }
-
-    fn tick(&self, sweep: usize, log_posterior: f64, elapsed: Duration) {
-        if let Some(bar) = &self.bar {
-            if elapsed > Duration::from_secs(1) && bar.is_hidden() {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            bar.set_position(sweep as u64);
-            bar.set_message(format!("log posterior {log_posterior:.1}"));
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]

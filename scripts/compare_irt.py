@@ -1,0 +1,181 @@
+"""Fits responses with the reference IRT tools, for scripts/compare_irt.sh.
+
+    python compare_irt.py pyirt  RESPONSES.parquet OUT.parquet --priors vague|hierarchical [--seed S]
+    python compare_irt.py girth  RESPONSES.parquet OUT.parquet
+    python compare_irt.py report TRUTH_OR_REFERENCE.parquet FIT.parquet [FIT.parquet ...]
+
+RESPONSES has columns model_id, item_id, correct and optionally benchmark; every benchmark is
+fitted on its own. OUT gets benchmark, item_id, difficulty, seconds (the fit alone, this
+benchmark). `report` prints, per fit file and benchmark, Spearman and ten-bin agreement of
+its difficulties with the first file's column `difficulty` (or `true_difficulty`).
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+def by_benchmark(path):
+    table = pq.read_table(path)
+    names = table.column_names
+    if "benchmark" not in names:
+        table = table.append_column("benchmark", pa.array([""] * table.num_rows))
+    bench = table.column("benchmark").to_pylist()
+    for b in sorted(set(bench)):
+        part = table.filter(pc.equal(table.column("benchmark"), b))
+        models = part.column("model_id").cast(pa.string()).to_pylist()
+        items = part.column("item_id").cast(pa.string()).to_pylist()
+        correct = np.asarray(part.column("correct").cast(pa.int8()).to_numpy(zero_copy_only=False))
+        yield b, models, items, correct
+
+
+def write(out, rows):
+    pq.write_table(
+        pa.table(
+            {
+                "benchmark": [r[0] for r in rows],
+                "item_id": [r[1] for r in rows],
+                "difficulty": [float(r[2]) for r in rows],
+                "seconds": [float(r[3]) for r in rows],
+            }
+        ),
+        out,
+    )
+
+
+def fit_pyirt(args):
+    import torch
+    from py_irt.config import IrtConfig
+    from py_irt.dataset import Dataset
+    from py_irt.training import IrtModelTrainer
+    import pandas as pd
+
+    rows = []
+    for bench, models, items, correct in by_benchmark(args.responses):
+        wide = pd.DataFrame({"m": models, "i": items, "y": correct}).pivot(index="m", columns="i", values="y")
+        wide = wide.reset_index()
+        item_columns = [c for c in wide.columns if c != "m"]
+        dataset = Dataset.from_pandas(wide, subject_column="m", item_columns=item_columns)
+        config = IrtConfig(
+            model_type="1pl",
+            priors=args.priors,
+            epochs=args.epochs,
+            lr=0.1,
+            lr_decay=0.9999,
+            seed=args.seed,
+            log_every=10_000,
+        )
+        torch.manual_seed(args.seed)
+        started = time.perf_counter()
+        trainer = IrtModelTrainer(data_path=None, config=config, dataset=dataset, verbose=False)
+        trainer.train(device="cpu")
+        seconds = time.perf_counter() - started
+        params = trainer.last_params
+        for ix, item in params["item_ids"].items():
+            rows.append((bench, item, params["diff"][int(ix)], seconds))
+        print(f"py-irt {args.priors} seed {args.seed} {bench or '(one benchmark)'}: {seconds:.1f} s", file=sys.stderr)
+    write(args.out, rows)
+
+
+def fit_girth(args):
+    from girth import rasch_mml
+
+    rows = []
+    for bench, models, items, correct in by_benchmark(args.responses):
+        model_ix = {m: k for k, m in enumerate(sorted(set(models)))}
+        item_ix = {i: k for k, i in enumerate(sorted(set(items)))}
+        # girth takes items x subjects with a mask value for missing responses.
+        data = np.full((len(item_ix), len(model_ix)), 99, dtype=np.int32)
+        data[[item_ix[i] for i in items], [model_ix[m] for m in models]] = correct
+        started = time.perf_counter()
+        from girth import tag_missing_data
+
+        data = tag_missing_data(data, [0, 1])
+        result = rasch_mml(data)
+        seconds = time.perf_counter() - started
+        names = sorted(item_ix, key=item_ix.get)
+        for name, b in zip(names, result["Difficulty"]):
+            rows.append((bench, name, b, seconds))
+        print(f"girth rasch_mml {bench or '(one benchmark)'}: {seconds:.1f} s", file=sys.stderr)
+    write(args.out, rows)
+
+
+def ranks(x):
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    sx = np.asarray(x)[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sx[j + 1] == sx[i]:
+            j += 1
+        r[order[i : j + 1]] = (i + j) / 2.0
+        i = j + 1
+    return r
+
+
+def deciles(x, n=10):
+    order = np.argsort(x, kind="stable")
+    bins = np.empty(len(x), dtype=int)
+    bins[order] = np.minimum((np.arange(len(x)) * n) // len(x), n - 1)
+    return bins
+
+
+def report(args):
+    def load(path):
+        t = pq.read_table(path)
+        col = "difficulty" if "difficulty" in t.column_names else "true_difficulty"
+        bench = t.column("benchmark").to_pylist() if "benchmark" in t.column_names else [""] * t.num_rows
+        ids = t.column("item_id").cast(pa.string()).to_pylist()
+        vals = t.column(col).to_pylist()
+        out = {}
+        for b, i, v in zip(bench, ids, vals):
+            out.setdefault(b if len(set(bench)) > 1 else "", {})[i] = v
+        return out
+
+    reference = load(args.reference)
+    print("| fit | benchmark | items | spearman | decile agreement |")
+    print("|---|---|---|---|---|")
+    for path in args.fits:
+        fit = load(path)
+        for bench, ref in sorted(reference.items()):
+            est = fit.get(bench) or fit.get("", {})
+            common = [i for i in ref if i in est]
+            if not common:
+                continue
+            x = np.array([est[i] for i in common])
+            y = np.array([ref[i] for i in common])
+            rho = np.corrcoef(ranks(x), ranks(y))[0, 1]
+            agree = np.mean(deciles(x) == deciles(y))
+            print(f"| {path} | {bench or '-'} | {len(common)} | {rho:.5f} | {agree:.3f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pyirt")
+    p.add_argument("responses")
+    p.add_argument("out")
+    p.add_argument("--priors", default="vague", choices=["vague", "hierarchical"])
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--epochs", type=int, default=2000)
+    p.set_defaults(run=fit_pyirt)
+    g = sub.add_parser("girth")
+    g.add_argument("responses")
+    g.add_argument("out")
+    g.set_defaults(run=fit_girth)
+    r = sub.add_parser("report")
+    r.add_argument("reference")
+    r.add_argument("fits", nargs="+")
+    r.set_defaults(run=report)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,358 @@
+//! What every estimator shares once it has point estimates: per-item sums of residuals and
+//! information, fit statistics (infit, outfit), the log likelihood, flags, and the starting
+//! values all fits begin from.
+
+use rayon::prelude::*;
+
+use super::matrix::MISSING;
+use super::{sigmoid, Ability, ItemParams, ResponseMatrix};
+
+/// Most quadrature nodes the per-response kernels carry.
+pub(super) const MAX_NODES: usize = 32;
+
+/// `sum_resp log(1 + e^-z_k)` for each node k, kept as running products (one logarithm per
+/// fold instead of one per response and node).
+pub(super) struct LogTerms {
+    product: [f64; MAX_NODES],
+    log_sum: [f64; MAX_NODES],
+    len: usize,
+}
+
+impl LogTerms {
+    pub fn new(len: usize) -> Self {
+        Self {
+            product: [1.0; MAX_NODES],
+            log_sum: [0.0; MAX_NODES],
+            len,
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, k: usize, e: f64, z: f64) {
+        let factor = 1.0 + e;
+        if factor > 1e50 {
+            self.log_sum[k] += if e.is_finite() { factor.ln() } else { -z };
+        } else {
+            self.product[k] *= factor;
+            if self.product[k] > 1e250 {
+                self.log_sum[k] += self.product[k].ln();
+                self.product[k] = 1.0;
+            }
+        }
+    }
+
+    pub fn weighted_sum(&self, weights: &[f64]) -> f64 {
+        (0..self.len)
+            .map(|k| weights[k] * (self.log_sum[k] + self.product[k].ln()))
+            .sum()
+    }
+}
+
+impl LogTerms {
+    /// log(product_k).
+    pub fn log(&self, k: usize) -> f64 {
+        self.log_sum[k] + self.product[k].ln()
+    }
+}
+
+fn logit(p: f64) -> f64 {
+    (p / (1.0 - p)).ln()
+}
+
+/// Per-item sufficient sums at the current parameters.
+#[derive(Default, Clone, Copy)]
+pub(super) struct ItemSums {
+    pub log_lik: f64,
+    pub resid: f64,
+    pub resid_z: f64,
+    pub w: f64,
+    pub wz: f64,
+    pub wzz: f64,
+    pub sq_resid: f64,
+    pub sq_std_resid: f64,
+    pub n: usize,
+    pub n_correct: usize,
+}
+
+/// Sums of item `i` at abilities `theta` (with `exp_neg_theta` = e^-theta) and (b, log a).
+pub(super) fn item_sums(
+    m: &ResponseMatrix,
+    i: usize,
+    theta: &[f64],
+    exp_neg_theta: &[f64],
+    (b, alpha): (f64, f64),
+    two_pl: bool,
+) -> ItemSums {
+    let a = if two_pl { alpha.exp() } else { 1.0 };
+    let exp_b = b.exp();
+    if !two_pl {
+        if let Some(row) = m.dense_item_row(i) {
+            return dense_item_sums(row, theta, exp_neg_theta, b, exp_b);
+        }
+    }
+    let mut s = ItemSums::default();
+    // sum log(1 + e^-z) as the log of a running product: one logarithm per ~20 responses
+    // instead of one each (the product is folded into the sum before it could overflow).
+    let (mut product, mut log_sum) = (1.0f64, 0.0f64);
+    m.for_item(i, |j, y| {
+        let z = a * (theta[j] - b);
+        // One exponential (for 1PL, a product) serves the probability and the log
+        // likelihood: y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
+        let e = if two_pl {
+            (-z).exp()
+        } else {
+            exp_neg_theta[j] * exp_b
+        };
+        let p = 1.0 / (1.0 + e);
+        let yf = y as u8 as f64;
+        let w = p * (1.0 - p);
+        let r = yf - p;
+        let factor = 1.0 + e;
+        if factor > 1e50 {
+            log_sum += if e.is_finite() { factor.ln() } else { -z };
+        } else {
+            product *= factor;
+            if product > 1e250 {
+                log_sum += product.ln();
+                product = 1.0;
+            }
+        }
+        s.log_lik += (yf - 1.0) * z;
+        s.resid += r;
+        s.resid_z += r * z;
+        s.w += w;
+        s.wz += w * z;
+        s.wzz += w * z * z;
+        s.sq_resid += r * r;
+        s.sq_std_resid += r * r / w.max(1e-300);
+        s.n += 1;
+        s.n_correct += y as usize;
+    });
+    s.log_lik -= log_sum + product.ln();
+    s
+}
+
+/// [`item_sums`] for a 1PL item over one dense row, in four independent lanes (missing cells
+/// weigh 0), so the loop pipelines instead of waiting on one chain of additions.
+fn dense_item_sums(
+    row: &[u8],
+    theta: &[f64],
+    exp_neg_theta: &[f64],
+    b: f64,
+    exp_b: f64,
+) -> ItemSums {
+    const L: usize = 4;
+    let mut lane = [ItemSums::default(); L];
+    let mut product = [1.0f64; L];
+    let mut log_sum = [0.0f64; L];
+    for (j, &y) in row.iter().enumerate() {
+        let k = j % L;
+        let observed = (y != MISSING) as u8 as f64;
+        let yf = (y == 1) as u8 as f64;
+        let z = theta[j] - b;
+        let e = exp_neg_theta[j] * exp_b;
+        let p = 1.0 / (1.0 + e);
+        let w = p * (1.0 - p);
+        let r = yf - p;
+        let s = &mut lane[k];
+        s.log_lik += observed * (yf - 1.0) * z;
+        s.resid += observed * r;
+        s.resid_z += observed * r * z;
+        s.w += observed * w;
+        s.wz += observed * w * z;
+        s.wzz += observed * w * z * z;
+        s.sq_resid += observed * r * r;
+        s.sq_std_resid += observed * r * r / w.max(1e-300);
+        s.n += (y != MISSING) as usize;
+        s.n_correct += (y == 1) as usize;
+        // log(1 + e) of observed cells, as the log of a running product (see item_sums).
+        let factor = if y != MISSING { 1.0 + e } else { 1.0 };
+        if factor > 1e50 {
+            log_sum[k] += if e.is_finite() { factor.ln() } else { -z };
+        } else {
+            product[k] *= factor;
+            if product[k] > 1e250 {
+                log_sum[k] += product[k].ln();
+                product[k] = 1.0;
+            }
+        }
+    }
+    let mut total = ItemSums::default();
+    for k in 0..L {
+        let s = &lane[k];
+        total.log_lik += s.log_lik - (log_sum[k] + product[k].ln());
+        total.resid += s.resid;
+        total.resid_z += s.resid_z;
+        total.w += s.w;
+        total.wz += s.wz;
+        total.wzz += s.wzz;
+        total.sq_resid += s.sq_resid;
+        total.sq_std_resid += s.sq_std_resid;
+        total.n += s.n;
+        total.n_correct += s.n_correct;
+    }
+    total
+}
+
+pub(super) fn extreme_flag(correct: usize, n: usize) -> Option<&'static str> {
+    if n > 0 && correct == n {
+        Some("all_correct")
+    } else if correct == 0 {
+        Some("all_wrong")
+    } else {
+        None
+    }
+}
+
+/// Responses and correct responses of every model and every item.
+pub(super) struct Counts {
+    pub models: Vec<(usize, usize)>,
+    pub items: Vec<(usize, usize)>,
+}
+
+impl Counts {
+    pub fn of(m: &ResponseMatrix) -> Self {
+        let models = (0..m.n_models())
+            .into_par_iter()
+            .map(|j| {
+                let (mut n, mut c) = (0, 0);
+                m.for_model(j, |_, y| {
+                    n += 1;
+                    c += y as usize;
+                });
+                (n, c)
+            })
+            .collect();
+        let items = (0..m.n_items())
+            .into_par_iter()
+            .map(|i| {
+                let (mut n, mut c) = (0, 0);
+                m.for_item(i, |_, y| {
+                    n += 1;
+                    c += y as usize;
+                });
+                (n, c)
+            })
+            .collect();
+        Self { models, items }
+    }
+
+    /// Starting values of every fit: logits of the smoothed proportions correct, abilities
+    /// standardised to `ability_sd`, difficulties the negated item logits.
+    pub fn start(&self, ability_sd: f64) -> (Vec<f64>, Vec<f64>) {
+        let clamp = |c: usize, n: usize| ((c as f64 + 0.5) / (n as f64 + 1.0)).clamp(0.02, 0.98);
+        let mut theta: Vec<f64> = self
+            .models
+            .iter()
+            .map(|&(n, c)| logit(clamp(c, n)))
+            .collect();
+        let n_models = theta.len().max(1) as f64;
+        let mean = theta.iter().sum::<f64>() / n_models;
+        let sd = (theta.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n_models)
+            .sqrt()
+            .max(1e-3);
+        for t in &mut theta {
+            *t = (*t - mean) / sd * ability_sd;
+        }
+        let b = self
+            .items
+            .iter()
+            .map(|&(n, c)| -logit(clamp(c, n)))
+            .collect();
+        (theta, b)
+    }
+}
+
+/// Per-item sums at the point estimates `theta` and `items` = (b, log a).
+pub(super) fn all_item_sums(
+    m: &ResponseMatrix,
+    theta: &[f64],
+    items: &[(f64, f64)],
+    two_pl: bool,
+) -> Vec<ItemSums> {
+    let exp_neg_theta: Vec<f64> = theta.iter().map(|t| (-t).exp()).collect();
+    (0..m.n_items())
+        .into_par_iter()
+        .map(|i| item_sums(m, i, theta, &exp_neg_theta, items[i], two_pl))
+        .collect()
+}
+
+/// Item rows of a fit: `difficulty_se[i]` is the method's own standard error.
+pub(super) fn item_params(
+    items: &[(f64, f64)],
+    sums: &[ItemSums],
+    difficulty_se: &[f64],
+    two_pl: bool,
+) -> Vec<ItemParams> {
+    items
+        .iter()
+        .zip(sums)
+        .zip(difficulty_se)
+        .map(|((&(b, alpha), s), &se)| {
+            let n = s.n.max(1) as f64;
+            ItemParams {
+                difficulty: b,
+                discrimination: if two_pl { alpha.exp() } else { 1.0 },
+                difficulty_se: se,
+                n_responses: s.n,
+                p_correct: s.n_correct as f64 / n,
+                infit: if s.w > 0.0 {
+                    s.sq_resid / s.w
+                } else {
+                    f64::NAN
+                },
+                outfit: s.sq_std_resid / n,
+                flag: extreme_flag(s.n_correct, s.n),
+            }
+        })
+        .collect()
+}
+
+/// Ability rows of a fit: `ability_se[j]` is the method's own standard error.
+pub(super) fn abilities(
+    theta: &[f64],
+    ability_se: &[f64],
+    counts: &Counts,
+    min_responses: usize,
+) -> Vec<Ability> {
+    theta
+        .iter()
+        .zip(ability_se)
+        .zip(&counts.models)
+        .map(|((&t, &se), &(n, c))| Ability {
+            ability: t,
+            ability_se: se,
+            n_responses: n,
+            flag: if n < min_responses {
+                Some("few_responses")
+            } else {
+                extreme_flag(c, n)
+            },
+        })
+        .collect()
+}
+
+/// The information of each ability at the point estimates (the 2PL/1PL Fisher information),
+/// plus the prior precision.
+pub(super) fn ability_information(
+    m: &ResponseMatrix,
+    theta: &[f64],
+    items: &[(f64, f64)],
+    two_pl: bool,
+    prior_precision: f64,
+) -> Vec<f64> {
+    theta
+        .par_iter()
+        .enumerate()
+        .map(|(j, &t)| {
+            let mut info = prior_precision;
+            m.for_model(j, |i, _| {
+                let (b, alpha) = items[i];
+                let a = if two_pl { alpha.exp() } else { 1.0 };
+                let p = sigmoid(a * (t - b));
+                info += a * a * p * (1.0 - p);
+            });
+            info
+        })
+        .collect()
+}
