@@ -41,13 +41,18 @@ fi
 DATA=$SIM/sim_1pl_4500x1319.parquet
 TRUTH=$SIM/sim_1pl_4500x1319.truth.parquet
 
-timed() { # label, command...: prints "label wall_s cpu_s" to stderr after running
-    local label=$1
+timed() { # label, command...: runs it 5 times, appends "label wall_s cpu_s" of the median run
+    local label=$1 runs
     shift
-    /usr/bin/time -f "$label %e %U %S" "$@" 2>>"$WORK/times.txt" >/dev/null
+    runs=$(mktemp)
+    for _ in 1 2 3 4 5; do
+        /usr/bin/time -a -o "$runs" -f "$label %e %U %S" "$@" >/dev/null 2>&1
+    done
+    sort -n -k2 "$runs" | sed -n 3p >>"$WORK/times.txt"
+    rm -f "$runs"
 }
 : >"$WORK/times.txt"
-echo "== 1. 4,500 x 1,319 (5.3 M responses): whole commands, side by side"
+echo "== 1. 4,500 x 1,319 (5.3 M responses): whole commands, side by side (median of 5 runs)"
 timed "girth_rasch_mml" $PY girth "$DATA" "$WORK/fits/girth.parquet"
 TABLE="CREATE EXTERNAL TABLE r STORED AS PARQUET LOCATION '$DATA'"
 for method in jml mml; do

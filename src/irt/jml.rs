@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::matrix::MISSING;
 use super::progress::Progress;
 use super::summary::{
-    abilities, ability_information, all_item_sums, item_params, item_sums, Counts, ItemSums,
+    abilities, ability_information, all_item_sums, item_params, item_step_sums, Counts, ItemSums,
 };
 use super::{sigmoid, Fit, FitOptions, IrtModel, ResponseMatrix, Result};
 
@@ -79,7 +79,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         // Items, abilities fixed; the log likelihood of (new theta, old items) comes free.
         let sums: Vec<ItemSums> = (0..n_items)
             .into_par_iter()
-            .map(|i| item_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
+            .map(|i| item_step_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
             .collect();
         let log_lik: f64 = sums.iter().map(|s| s.log_lik).sum();
         let log_posterior =

@@ -80,6 +80,7 @@ pub struct MatrixBuilder {
     item_names: Vec<String>,
     triples: Vec<(u32, u32, bool)>,
     last_model: Option<(String, u32)>,
+    last_item: Option<u32>,
 }
 
 impl MatrixBuilder {
@@ -102,7 +103,14 @@ impl MatrixBuilder {
                 id
             }
         };
-        let i = intern(&mut self.items, &mut self.item_names, item);
+        // Each model usually lists its items in the same order: try the item after the last
+        // one before hashing.
+        let guess = self.last_item.map_or(0, |i| i as usize + 1);
+        let i = match self.item_names.get(guess) {
+            Some(name) if name == item => guess as u32,
+            _ => intern(&mut self.items, &mut self.item_names, item),
+        };
+        self.last_item = Some(i);
         self.triples.push((m, i, correct));
     }
 
@@ -124,6 +132,7 @@ impl MatrixBuilder {
             item_names: self.item_names.clone(),
             triples: self.triples.clone(),
             last_model: None,
+            last_item: None,
         }
         .build(benchmark)
         .expect("valid test matrix")
