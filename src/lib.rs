@@ -18,6 +18,7 @@
 pub mod bench;
 pub mod data;
 pub mod irt;
+pub mod lm;
 pub mod session;
 pub mod shell;
 pub mod stats;

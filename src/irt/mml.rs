@@ -128,6 +128,8 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     progress.finish();
 
     // A last E-step at the final estimates gives their EAP abilities and standard errors.
+    // Difficulty standard errors come from the expected complete-data information (no Louis
+    // correction for the abilities' uncertainty): slightly small when models answer few items.
     let log_marginal = e_step(
         m,
         &rule,
