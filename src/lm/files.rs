@@ -264,7 +264,16 @@ mod tests {
         save(&bf, &micro(), &map, DType::BF16).unwrap();
         let (half, _) = load(&bf, DType::F32, &Device::Cpu).unwrap();
         let (a, b) = (logits(&model), logits(&half));
-        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 0.05));
+        // bf16 keeps 8 bits of mantissa: logits move by a few percent of their spread.
+        let spread = a.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            worst < 0.05 * spread,
+            "bf16 moved a logit by {worst} (spread {spread})"
+        );
     }
 
     #[test]
