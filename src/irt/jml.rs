@@ -15,11 +15,10 @@ use rayon::prelude::*;
 use super::matrix::MISSING;
 use super::progress::Progress;
 use super::summary::{
-    abilities, ability_information, all_item_sums, item_params, item_step_sums, Counts, ItemSums,
+    abilities, ability_information, all_item_sums, item_newton, item_params, item_step_sums,
+    Counts, ItemSums, MAX_STEP,
 };
 use super::{sigmoid, Fit, FitOptions, IrtModel, ResponseMatrix, Result};
-
-const MAX_STEP: f64 = 1.0;
 
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let n_items = m.n_items();
@@ -85,7 +84,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         let log_posterior =
             log_lik + log_prior(&theta, &items, var_theta, var_b, var_alpha, two_pl);
         items.par_iter_mut().zip(&sums).for_each(|(item, s)| {
-            *item = item_step(*item, s, var_b, var_alpha, two_pl);
+            *item = item_newton(*item, s, var_b, var_alpha, two_pl).0;
         });
         align_to_priors(&mut theta, &mut items, var_theta, var_b, var_alpha, two_pl);
         progress.tick(iterations, log_posterior, started.elapsed());
@@ -103,19 +102,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let difficulty_se: Vec<f64> = items
         .iter()
         .zip(&sums)
-        .map(|(&(_, alpha), s)| {
-            if two_pl {
-                let a = alpha.exp();
-                let (i_aa, i_bb, i_ab) = (
-                    s.wzz + 1.0 / var_alpha,
-                    a * a * s.w + 1.0 / var_b,
-                    -a * s.wz,
-                );
-                (i_aa / (i_aa * i_bb - i_ab * i_ab)).sqrt()
-            } else {
-                1.0 / (s.w + 1.0 / var_b).sqrt()
-            }
-        })
+        .map(|(&item, s)| item_newton(item, s, var_b, var_alpha, two_pl).1)
         .collect();
     let item_params = item_params(&items, &sums, &difficulty_se, two_pl);
     let ability_se: Vec<f64> = ability_information(m, &theta, &items, two_pl, 1.0 / var_theta)
@@ -199,35 +186,6 @@ fn dense_ability_sums(row: &[u8], exp_neg_t: f64, exp_b: &[f64]) -> (f64, f64) {
         h[0] += observed * p * (1.0 - p);
     }
     ((g[0] + g[1]) + (g[2] + g[3]), (h[0] + h[1]) + (h[2] + h[3]))
-}
-
-fn item_step(
-    (b, alpha): (f64, f64),
-    s: &ItemSums,
-    var_b: f64,
-    var_alpha: f64,
-    two_pl: bool,
-) -> (f64, f64) {
-    if !two_pl {
-        // d/db of the log posterior and its negated second derivative.
-        let g = -s.resid - b / var_b;
-        let c = s.w + 1.0 / var_b;
-        return (b + (g / c).clamp(-MAX_STEP, MAX_STEP), 0.0);
-    }
-    let a = alpha.exp();
-    let (g_alpha, g_b) = (s.resid_z - alpha / var_alpha, -a * s.resid - b / var_b);
-    let (i_aa, i_bb, i_ab) = (
-        s.wzz + 1.0 / var_alpha,
-        a * a * s.w + 1.0 / var_b,
-        -a * s.wz,
-    );
-    let det = i_aa * i_bb - i_ab * i_ab;
-    let d_alpha = (i_bb * g_alpha - i_ab * g_b) / det;
-    let d_b = (i_aa * g_b - i_ab * g_alpha) / det;
-    (
-        b + d_b.clamp(-MAX_STEP, MAX_STEP),
-        alpha + d_alpha.clamp(-MAX_STEP, MAX_STEP),
-    )
 }
 
 fn log_prior(

@@ -25,13 +25,14 @@ use rayon::prelude::*;
 
 use super::progress::Progress;
 use super::quadrature::NormalRule;
-use super::summary::{abilities, all_item_sums, item_params, Counts, LogTerms, MAX_NODES};
+use super::summary::{
+    abilities, all_item_sums, item_newton, item_params, Counts, ItemSums, LogTerms, MAX_NODES,
+};
 use super::{Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
 /// Default nodes per model: adaptive nodes need few; 7 integrate a posterior that is nearly
 /// normal to far better than the fit's own error.
 pub const DEFAULT_POINTS: usize = 7;
-const MAX_STEP: f64 = 1.0;
 const MIN_SPREAD: f64 = 1e-4;
 
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
@@ -85,14 +86,14 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
         // M-step: one Newton step per item, then the latent spread (1PL).
         let at = Nodes::new(k, &nodes, &weights, two_pl);
-        let sums: Vec<NodeSums> = (0..m.n_items())
+        let sums: Vec<ItemSums> = (0..m.n_items())
             .into_par_iter()
             .map(|i| item_node_sums(m, i, items[i], &at, two_pl))
             .collect();
         items
             .par_iter_mut()
             .zip(&sums)
-            .for_each(|(item, s)| *item = item_step(*item, s, var_b, var_alpha, two_pl).0);
+            .for_each(|(item, s)| *item = item_newton(*item, s, var_b, var_alpha, two_pl).0);
         // The abilities' mean (and, for 2PL, spread) as a free parameter for a moment
         // (parameter expansion, Liu, Rubin and Wu 1998), then folded back into the items and
         // the node centres: the same model with the population at N(0, sigma^2). Plain EM
@@ -146,7 +147,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         .into_par_iter()
         .map(|i| {
             let s = item_node_sums(m, i, items[i], &at, two_pl);
-            item_step(items[i], &s, var_b, var_alpha, two_pl).1
+            item_newton(items[i], &s, var_b, var_alpha, two_pl).1
         })
         .collect();
     let (theta, ability_se): (Vec<f64>, Vec<f64>) = centre.iter().copied().unzip();
@@ -245,17 +246,6 @@ fn log_normal_density(x: f64, sd: f64) -> f64 {
     -0.5 * (x / sd).powi(2) - sd.ln() - 0.5 * TAU.ln()
 }
 
-/// An item's sums over its responses and every responder's nodes, weighted by the
-/// posterior: the expected complete-data gradient and information.
-#[derive(Default, Clone, Copy)]
-struct NodeSums {
-    resid: f64,
-    resid_z: f64,
-    w: f64,
-    wz: f64,
-    wzz: f64,
-}
-
 /// The nodes with, for 1PL, e^-t beside each (so e^-(t - b) = e^-t e^b needs no exponential).
 struct Nodes<'a> {
     k: usize,
@@ -286,11 +276,11 @@ fn item_node_sums(
     (b, alpha): (f64, f64),
     nodes: &Nodes,
     two_pl: bool,
-) -> NodeSums {
+) -> ItemSums {
     let k = nodes.k;
     let a = if two_pl { alpha.exp() } else { 1.0 };
     let exp_b = b.exp();
-    let mut s = NodeSums::default();
+    let mut s = ItemSums::default();
     m.for_item(i, |j, y| {
         let (t, w) = (
             &nodes.at[j * k..(j + 1) * k],
@@ -327,42 +317,6 @@ fn normalize_log(post: &mut [f64]) -> f64 {
     }
     post.iter_mut().for_each(|p| *p /= total);
     max + total.ln()
-}
-
-/// One Newton step on an item's expected complete-data log posterior; also the standard
-/// error of b from that information.
-fn item_step(
-    (b, alpha): (f64, f64),
-    s: &NodeSums,
-    var_b: f64,
-    var_alpha: f64,
-    two_pl: bool,
-) -> ((f64, f64), f64) {
-    if !two_pl {
-        let g = -s.resid - b / var_b;
-        let info = s.w + 1.0 / var_b;
-        return (
-            (b + (g / info).clamp(-MAX_STEP, MAX_STEP), 0.0),
-            1.0 / info.sqrt(),
-        );
-    }
-    let a = alpha.exp();
-    let (g_alpha, g_b) = (s.resid_z - alpha / var_alpha, -a * s.resid - b / var_b);
-    let (i_aa, i_bb, i_ab) = (
-        s.wzz + 1.0 / var_alpha,
-        a * a * s.w + 1.0 / var_b,
-        -a * s.wz,
-    );
-    let det = i_aa * i_bb - i_ab * i_ab;
-    let d_alpha = (i_bb * g_alpha - i_ab * g_b) / det;
-    let d_b = (i_aa * g_b - i_ab * g_alpha) / det;
-    (
-        (
-            b + d_b.clamp(-MAX_STEP, MAX_STEP),
-            alpha + d_alpha.clamp(-MAX_STEP, MAX_STEP),
-        ),
-        (i_aa / det).sqrt(),
-    )
 }
 
 fn log_prior(items: &[(f64, f64)], var_b: f64, var_alpha: f64, two_pl: bool) -> f64 {

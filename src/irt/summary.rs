@@ -399,3 +399,44 @@ pub(super) fn ability_information(
         })
         .collect()
 }
+
+/// Largest change of a parameter in one Newton step, so extreme items cannot overshoot.
+pub(super) const MAX_STEP: f64 = 1.0;
+
+/// One Newton (Fisher scoring) step on an item's log posterior from its sums: for 1PL on b,
+/// for 2PL on (log a, b) with z = a (theta - b): gradient (sum r z - alpha / s_a^2,
+/// -a sum r - b / s_b^2), information [[sum w z^2 + 1/s_a^2, -a sum w z], [., a^2 sum w + 1/s_b^2]].
+/// Returns the new (b, log a) and the standard error of b from that information.
+pub(super) fn item_newton(
+    (b, alpha): (f64, f64),
+    s: &ItemSums,
+    var_b: f64,
+    var_alpha: f64,
+    two_pl: bool,
+) -> ((f64, f64), f64) {
+    if !two_pl {
+        let g = -s.resid - b / var_b;
+        let info = s.w + 1.0 / var_b;
+        return (
+            (b + (g / info).clamp(-MAX_STEP, MAX_STEP), 0.0),
+            1.0 / info.sqrt(),
+        );
+    }
+    let a = alpha.exp();
+    let (g_alpha, g_b) = (s.resid_z - alpha / var_alpha, -a * s.resid - b / var_b);
+    let (i_aa, i_bb, i_ab) = (
+        s.wzz + 1.0 / var_alpha,
+        a * a * s.w + 1.0 / var_b,
+        -a * s.wz,
+    );
+    let det = i_aa * i_bb - i_ab * i_ab;
+    let d_alpha = (i_bb * g_alpha - i_ab * g_b) / det;
+    let d_b = (i_aa * g_b - i_ab * g_alpha) / det;
+    (
+        (
+            b + d_b.clamp(-MAX_STEP, MAX_STEP),
+            alpha + d_alpha.clamp(-MAX_STEP, MAX_STEP),
+        ),
+        (i_aa / det).sqrt(),
+    )
+}
