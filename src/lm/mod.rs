@@ -7,6 +7,7 @@ pub mod config;
 pub mod files;
 pub mod model;
 pub mod schedule;
+pub mod score;
 pub mod sft;
 
 use thiserror::Error;
