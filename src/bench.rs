@@ -313,7 +313,7 @@ pub async fn run_case(
             ..Default::default()
         };
         let f = fit(&m, &options).map_err(|e| e.to_string())?;
-        let fit_s = fit_s_since(fitted);
+        let fit_s = fitted.elapsed().as_secs_f64();
         let memory = peak_memory_mib();
         let est: Vec<f64> = f.items.iter().map(|i| i.difficulty).collect();
         // Against the truth (simulated) or the reference tool's fit (real data).
@@ -367,10 +367,6 @@ pub async fn run_case(
         ));
     }
     Ok(rows)
-}
-
-fn fit_s_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64()
 }
 
 pub const HEADER: &str = "| data | fit | responses | read+intern s | build s | fit s | fit rate | iterations | converged | peak MiB | against | spearman | rmse | decile agreement | deciles vs jml |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";

@@ -245,29 +245,27 @@ pub(super) struct Counts {
 
 impl Counts {
     pub fn of(m: &ResponseMatrix) -> Self {
-        let models = (0..m.n_models())
-            .into_par_iter()
-            .map(|j| {
-                let (mut n, mut c) = (0, 0);
-                m.for_model(j, |_, y| {
-                    n += 1;
-                    c += y as usize;
-                });
-                (n, c)
-            })
-            .collect();
-        let items = (0..m.n_items())
-            .into_par_iter()
-            .map(|i| {
-                let (mut n, mut c) = (0, 0);
-                m.for_item(i, |_, y| {
-                    n += 1;
-                    c += y as usize;
-                });
-                (n, c)
-            })
-            .collect();
-        Self { models, items }
+        // (responses, correct) of each row, `visit(row, f)` calling f(_, correct) per response.
+        fn per_row(
+            rows: usize,
+            visit: impl Fn(usize, &mut dyn FnMut(usize, bool)) + Sync,
+        ) -> Vec<(usize, usize)> {
+            (0..rows)
+                .into_par_iter()
+                .map(|r| {
+                    let (mut n, mut c) = (0, 0);
+                    visit(r, &mut |_, y| {
+                        n += 1;
+                        c += y as usize;
+                    });
+                    (n, c)
+                })
+                .collect()
+        }
+        Self {
+            models: per_row(m.n_models(), |j, f| m.for_model(j, f)),
+            items: per_row(m.n_items(), |i, f| m.for_item(i, f)),
+        }
     }
 
     /// Starting values of every fit: logits of the smoothed proportions correct, abilities

@@ -46,7 +46,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             message: format!("'vi' takes 1 to {MAX_POINTS} points, got {points}"),
         });
     }
-    let rule = Rule::new(&NormalRule::gauss_hermite(points));
+    let rule = Rule::new(NormalRule::gauss_hermite(points));
     let pr = o.priors;
     let (mut prior_theta, mut prior_b) = if pr.hierarchical {
         (GroupPrior::hierarchical(), GroupPrior::hierarchical())
@@ -179,11 +179,11 @@ struct Rule {
 }
 
 impl Rule {
-    fn new(rule: &NormalRule) -> Self {
+    fn new(rule: NormalRule) -> Self {
         Self {
             max_node: rule.nodes.iter().fold(0.0f64, |m, x| m.max(x.abs())),
-            nodes: rule.nodes.clone(),
-            weights: rule.weights.clone(),
+            nodes: rule.nodes,
+            weights: rule.weights,
         }
     }
 
