@@ -31,8 +31,50 @@ enum Command {
     Sample(SampleArgs),
     /// Simulates IRT responses with known parameters and writes them as Parquet.
     Simulate(SimulateArgs),
-    /// Benchmarks: `bench irt` fits the scales and the real leaderboards.
+    /// Benchmarks: `bench irt` fits the scales and the real leaderboards; `bench lm`
+    /// measures training, scoring and generation tokens/s of a tiny model.
     Bench(BenchArgs),
+    /// Writes a tiny random-init Qwen2-architecture model folder with a BPE tokenizer trained
+    /// on the given text files (the defaults make about 5 M parameters).
+    TinyModel(TinyModelArgs),
+    /// Fine-tunes a model folder on prompt/response pairs (Ctrl-C stops at a checkpoint; the
+    /// same command resumes).
+    FineTune(FineTuneArgs),
+}
+
+#[derive(Args)]
+struct FineTuneArgs {
+    /// Base model folder (Hugging Face layout).
+    #[arg(long)]
+    base: PathBuf,
+    /// Parquet file with `prompt` and `response` columns.
+    #[arg(long)]
+    train: PathBuf,
+    /// Output model folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training options as JSON (epochs, learning_rate, batch_size, gradient_accumulation,
+    /// max_seq_len, seed, lora: {rank, alpha, dropout, target_modules}, ...); the defaults
+    /// are the paper's.
+    #[arg(long)]
+    options: Option<String>,
+    /// Train on raw prompt + response text instead of the model's chat template.
+    #[arg(long)]
+    no_chat_template: bool,
+}
+
+#[derive(Args)]
+struct TinyModelArgs {
+    /// Output model folder (replaced if present).
+    #[arg(long)]
+    out: PathBuf,
+    /// Text files to train the tokenizer on (one example per line); without any, a generated
+    /// arithmetic corpus.
+    #[arg(long)]
+    text: Vec<PathBuf>,
+    /// Model shape and seed as JSON, e.g. '{"hidden_size": 128, "vocab_size": 2048}'.
+    #[arg(long)]
+    options: Option<String>,
 }
 
 #[derive(Args)]
@@ -169,6 +211,8 @@ fn main() -> ExitCode {
             Command::Sample(args) => write_sample(&args.out, args.seed).map(|_| ()),
             Command::Simulate(args) => run_simulate(args),
             Command::Bench(args) => run_bench(args).await,
+            Command::TinyModel(args) => run_tiny_model(args),
+            Command::FineTune(args) => run_fine_tune(args).await,
         }
     });
     match result {
@@ -326,10 +370,47 @@ fn run_simulate(args: SimulateArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_tiny_model(args: TinyModelArgs) -> Result<(), String> {
+    use crossdiff::lm::tiny::{create_tiny_model, TinySpec};
+    let spec: TinySpec = match &args.options {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
+        None => TinySpec::default(),
+    };
+    let texts: Vec<String> = if args.text.is_empty() {
+        crossdiff::lm::bench::bench_corpus(4000, 1)
+    } else {
+        let mut texts = Vec::new();
+        for path in &args.text {
+            let body =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            texts.extend(
+                body.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(String::from),
+            );
+        }
+        texts
+    };
+    let made = create_tiny_model(&args.out, &texts, &spec).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {} ({} parameters, vocabulary {})",
+        args.out.display(),
+        made.parameters,
+        made.vocab_size
+    );
+    Ok(())
+}
+
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
     use crossdiff::bench;
+    if args.what == "lm" {
+        return run_lm_bench(&args);
+    }
     if args.what != "irt" {
-        return Err(format!("unknown benchmark `{}`; available: irt", args.what));
+        return Err(format!(
+            "unknown benchmark `{}`; available: irt, lm",
+            args.what
+        ));
     }
     let real = args.real.clone().or_else(|| {
         let p = PathBuf::from("../shared/data/oll_v1/responses.parquet");
@@ -395,4 +476,124 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         print!("{}", String::from_utf8_lossy(&out.stdout));
     }
     Ok(())
+}
+
+fn run_lm_bench(args: &BenchArgs) -> Result<(), String> {
+    use crossdiff::lm::bench::{run, LmBenchSpec};
+    std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    let spec = LmBenchSpec::default();
+    let r = run(&args.cache, &spec).map_err(|e| e.to_string())?;
+    println!(
+        "tiny model: {} parameters, vocabulary {}, {} threads, CPU f32",
+        r.parameters, r.vocab_size, r.threads
+    );
+    println!(
+        "train     {:>9.0} tokens/s  (full fine-tuning, batch {} x {} tokens, AdamW)",
+        r.train_tokens_per_s, spec.batch, spec.seq_len
+    );
+    println!(
+        "score     {:>9.0} tokens/s  (log-likelihood forward, batch {} x {} tokens)",
+        r.score_tokens_per_s, spec.batch, spec.seq_len
+    );
+    println!(
+        "generate  {:>9.0} tokens/s  (greedy with KV cache, {} prompts x {} new tokens)",
+        r.generate_tokens_per_s, spec.generate_prompts, spec.new_tokens
+    );
+    println!(
+        "lm-bench-json {}",
+        serde_json::to_string(&r).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+async fn run_fine_tune(args: FineTuneArgs) -> Result<(), String> {
+    use crossdiff::datafusion::arrow::array::{Array, StringArray};
+    use crossdiff::datafusion::arrow::compute::cast;
+    use crossdiff::datafusion::arrow::datatypes::DataType;
+    use crossdiff::lm::tokenizer::TextTokenizer;
+    use crossdiff::lm::train::{encode_examples, fine_tune, Control, SftOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let options: SftOptions = match &args.options {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
+        None => SftOptions::default(),
+    };
+    options.validate().map_err(|e| format!("--options: {e}"))?;
+    let ctx = crossdiff::new_context();
+    let path = args.train.display().to_string();
+    ctx.register_parquet("train", &path, Default::default())
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
+    let batches = ctx
+        .sql("SELECT prompt, response FROM train")
+        .await
+        .map_err(|e| format!("{path}: needs `prompt` and `response` columns: {e}"))?
+        .collect()
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut pairs = Vec::new();
+    for batch in &batches {
+        let text = |i: usize| -> Result<StringArray, String> {
+            let a = cast(batch.column(i), &DataType::Utf8).map_err(|e| e.to_string())?;
+            Ok(a.as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8")
+                .clone())
+        };
+        let (p, r) = (text(0)?, text(1)?);
+        for row in 0..batch.num_rows() {
+            if p.is_null(row) || r.is_null(row) {
+                return Err(format!(
+                    "{path}: row {} has a NULL prompt or response",
+                    pairs.len() + 1
+                ));
+            }
+            pairs.push((p.value(row).to_string(), r.value(row).to_string()));
+        }
+    }
+    let tokenizer = TextTokenizer::load(&args.base).map_err(|e| e.to_string())?;
+    let examples =
+        encode_examples(&tokenizer, &pairs, !args.no_chat_template).map_err(|e| e.to_string())?;
+    let device = crossdiff::lm::device::select();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping at the end of this step; the same command resumes");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let control = Control {
+        cancel: Some(cancel),
+        stop_after_steps: None,
+        progress: true,
+    };
+    let (base, out) = (args.base.clone(), args.out.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        fine_tune(&base, &examples, &options, &out, &device, &control)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if report.completed {
+        println!(
+            "wrote {}: {} steps over {} epochs, loss {:.4} -> {:.4}, {} tokens in {:.1} s",
+            report.output.display(),
+            report.steps,
+            report.epochs,
+            report.losses.first().copied().unwrap_or(f64::NAN),
+            report.final_loss,
+            report.tokens,
+            report.seconds
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "interrupted after step {} of {}; a checkpoint is in {}; run the same command to resume",
+            report.steps,
+            report.total_steps,
+            crossdiff::lm::train::checkpoint_dir(&args.out).display()
+        ))
+    }
 }

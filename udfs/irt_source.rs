@@ -206,13 +206,13 @@ impl IrtCall {
     }
 }
 
-fn is_table_name(source: &str) -> bool {
+pub(crate) fn is_table_name(source: &str) -> bool {
     !source.trim().is_empty()
         && !source.trim().contains(char::is_whitespace)
         && !source.contains('(')
 }
 
-fn context(session: &dyn Session) -> Result<SessionContext> {
+pub(crate) fn context(session: &dyn Session) -> Result<SessionContext> {
     let state = session
         .as_any()
         .downcast_ref::<SessionState>()

@@ -15,6 +15,7 @@ mod lazy;
 mod paired;
 pub mod read_responses;
 pub mod spearman_corr;
+pub mod tiny_model;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
         irt_abilities::DOC,
         irt_simulate::DOC,
         read_responses::DOC,
+        tiny_model::DOC,
     ]
 }
 
@@ -65,6 +67,7 @@ pub fn register_all(ctx: &SessionContext) {
         Arc::new(irt_abilities::IrtAbilities),
     );
     ctx.register_udtf(irt_simulate::DOC.name, Arc::new(irt_simulate::IrtSimulate));
+    ctx.register_udtf(tiny_model::DOC.name, Arc::new(tiny_model::TinyModel));
 }
 
 /// The documentation section every crossdiff function is listed under.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 
+use super::tokenizer::TOKENIZER_FILES;
 use super::{Decoder, DecoderConfig, LmError, Result};
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> LmError {
@@ -98,10 +99,36 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<(Decoder, VarMa
     Ok((model, map))
 }
 
-/// Writes `config` and the weights of `map` as a Hugging Face folder at `dir` (safetensors
-/// with `format: pt` metadata, in `dtype`), through a temporary sibling renamed into place,
-/// so a reader never sees half a model. An existing `dir` is replaced.
-pub fn save(dir: &Path, config: &DecoderConfig, map: &VarMap, dtype: DType) -> Result<()> {
+/// The named tensors of a var map (what [`save`] writes).
+pub fn tensors_of(map: &VarMap) -> BTreeMap<String, Tensor> {
+    map.data()
+        .lock()
+        .expect("var map lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+/// The dtype a config's `torch_dtype` names (f32 for anything else).
+pub fn dtype_of(config: &DecoderConfig) -> DType {
+    match config.torch_dtype.as_str() {
+        "bfloat16" => DType::BF16,
+        "float16" => DType::F16,
+        _ => DType::F32,
+    }
+}
+
+/// Writes `config` and `weights` as a Hugging Face folder at `dir` (safetensors with
+/// `format: pt` metadata, in `dtype`), with the tokenizer files of the model folder
+/// `tokenizer_from` copied in, through a temporary sibling renamed into place, so a reader
+/// never sees half a model. An existing `dir` is replaced.
+pub fn save(
+    dir: &Path,
+    config: &DecoderConfig,
+    weights: &BTreeMap<String, Tensor>,
+    dtype: DType,
+    tokenizer_from: Option<&Path>,
+) -> Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
     let name = dir
@@ -120,14 +147,19 @@ pub fn save(dir: &Path, config: &DecoderConfig, map: &VarMap, dtype: DType) -> R
     .into();
     let json = serde_json::to_string_pretty(&config).map_err(|e| io_error(dir, e))?;
     std::fs::write(staging.join("config.json"), json).map_err(|e| io_error(&staging, e))?;
-    let tensors: BTreeMap<String, Tensor> = map
-        .data()
-        .lock()
-        .expect("var map lock")
+    let tensors: BTreeMap<String, Tensor> = weights
         .iter()
-        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
+        .map(|(k, v)| Ok((k.clone(), v.to_dtype(dtype)?)))
         .collect::<Result<_>>()?;
     write_safetensors(&staging.join("model.safetensors"), &tensors)?;
+    if let Some(source) = tokenizer_from {
+        for file in TOKENIZER_FILES {
+            let from = source.join(file);
+            if from.exists() {
+                std::fs::copy(&from, staging.join(file)).map_err(|e| io_error(&from, e))?;
+            }
+        }
+    }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
@@ -252,7 +284,7 @@ mod tests {
         )
         .unwrap();
         let dir = tmp.path().join("tiny");
-        save(&dir, &micro(), &map, DType::F32).unwrap();
+        save(&dir, &micro(), &tensors_of(&map), DType::F32, None).unwrap();
         let (back, _) = load(&dir, DType::F32, &Device::Cpu).unwrap();
         assert_eq!(logits(&model), logits(&back));
         // transformers reads only files that carry the pt format metadata.
@@ -261,7 +293,7 @@ mod tests {
         assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
         // bf16 on disk loads back into f32, close to the original.
         let bf = tmp.path().join("tiny-bf16");
-        save(&bf, &micro(), &map, DType::BF16).unwrap();
+        save(&bf, &micro(), &tensors_of(&map), DType::BF16, None).unwrap();
         let (half, _) = load(&bf, DType::F32, &Device::Cpu).unwrap();
         let (a, b) = (logits(&model), logits(&half));
         // bf16 keeps 8 bits of mantissa: logits move by a few percent of their spread.

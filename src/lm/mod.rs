@@ -3,12 +3,21 @@
 //! their fused ops and return last-position logits only, so neither trains nor scores).
 
 pub mod answers;
+pub mod bench;
 pub mod config;
+pub mod device;
+pub mod evaluate;
 pub mod files;
+pub mod lora;
 pub mod model;
+pub mod optim;
 pub mod schedule;
 pub mod score;
 pub mod sft;
+pub mod template;
+pub mod tiny;
+pub mod tokenizer;
+pub mod train;
 
 use thiserror::Error;
 

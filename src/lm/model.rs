@@ -7,8 +7,9 @@
 //! basic ops on purpose (candle's fused versions record no gradient).
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, linear_b, linear_no_bias, Embedding, Init, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, Init, VarBuilder};
 
+use super::lora::{AdapterSource, Projection};
 use super::{DecoderConfig, LmError, Result};
 
 /// Added to the attention scores of masked keys. Finite, so a query with every key masked
@@ -69,45 +70,68 @@ impl Rope {
 }
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Projection,
+    k_proj: Projection,
+    v_proj: Projection,
+    o_proj: Projection,
     heads: usize,
     kv_heads: usize,
     head_size: usize,
 }
 
 impl Attention {
-    fn new(c: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(c: &DecoderConfig, vb: VarBuilder, lora: Option<&AdapterSource>) -> Result<Self> {
         let (h, kv, d, bias) = (
             c.num_attention_heads,
             c.num_kv_heads(),
             c.head_size(),
             c.has_attention_bias(),
         );
+        let proj = |i, o, b, name| Projection::new(i, o, b, vb.pp(name), lora);
         Ok(Self {
-            q_proj: linear_b(c.hidden_size, h * d, bias, vb.pp("q_proj"))?,
-            k_proj: linear_b(c.hidden_size, kv * d, bias, vb.pp("k_proj"))?,
-            v_proj: linear_b(c.hidden_size, kv * d, bias, vb.pp("v_proj"))?,
-            o_proj: linear_no_bias(h * d, c.hidden_size, vb.pp("o_proj"))?,
+            q_proj: proj(c.hidden_size, h * d, bias, "q_proj")?,
+            k_proj: proj(c.hidden_size, kv * d, bias, "k_proj")?,
+            v_proj: proj(c.hidden_size, kv * d, bias, "v_proj")?,
+            o_proj: proj(h * d, c.hidden_size, false, "o_proj")?,
             heads: h,
             kv_heads: kv,
             head_size: d,
         })
     }
 
-    /// x: (B, T, hidden); mask: (B, 1, T, T) additive.
-    fn forward(&self, x: &Tensor, rope: &Rope, mask: &Tensor) -> Result<Tensor> {
+    /// x: (B, T, hidden) for the new tokens; mask: (B, 1, T, T_cached + T) additive; `cache`
+    /// holds the keys and values of earlier tokens (after RoPE) and receives the new ones.
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        mask: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let split = |y: Tensor, heads: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, heads, self.head_size))?
                 .transpose(1, 2)?
                 .contiguous()?)
         };
-        let q = rope.apply(&split(self.q_proj.forward(x)?, self.heads)?)?;
-        let k = rope.apply(&split(self.k_proj.forward(x)?, self.kv_heads)?)?;
-        let v = split(self.v_proj.forward(x)?, self.kv_heads)?;
+        let q = rope.apply(&split(self.q_proj.forward(x, dropout_seed)?, self.heads)?)?;
+        let k = rope.apply(&split(
+            self.k_proj.forward(x, dropout_seed)?,
+            self.kv_heads,
+        )?)?;
+        let v = split(self.v_proj.forward(x, dropout_seed)?, self.kv_heads)?;
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((k0, v0)) => (Tensor::cat(&[&k0, &k], 2)?, Tensor::cat(&[&v0, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
         // Grouped-query attention: each key/value head serves heads / kv_heads query heads.
         let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_size as f64).sqrt())?
@@ -118,7 +142,7 @@ impl Attention {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, self.heads * self.head_size))?;
-        Ok(self.o_proj.forward(&out)?)
+        self.o_proj.forward(&out, dropout_seed)
     }
 
     fn repeat_kv(&self, x: Tensor) -> Result<Tensor> {
@@ -135,23 +159,25 @@ impl Attention {
 }
 
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    gate_proj: Projection,
+    up_proj: Projection,
+    down_proj: Projection,
 }
 
 impl Mlp {
-    fn new(c: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(c: &DecoderConfig, vb: VarBuilder, lora: Option<&AdapterSource>) -> Result<Self> {
+        let (h, m) = (c.hidden_size, c.intermediate_size);
         Ok(Self {
-            gate_proj: linear_no_bias(c.hidden_size, c.intermediate_size, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(c.hidden_size, c.intermediate_size, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(c.intermediate_size, c.hidden_size, vb.pp("down_proj"))?,
+            gate_proj: Projection::new(h, m, false, vb.pp("gate_proj"), lora)?,
+            up_proj: Projection::new(h, m, false, vb.pp("up_proj"), lora)?,
+            down_proj: Projection::new(m, h, false, vb.pp("down_proj"), lora)?,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gated = (self.gate_proj.forward(x)?.silu()? * self.up_proj.forward(x)?)?;
-        Ok(self.down_proj.forward(&gated)?)
+    fn forward(&self, x: &Tensor, dropout_seed: Option<u64>) -> Result<Tensor> {
+        let gated = (self.gate_proj.forward(x, dropout_seed)?.silu()?
+            * self.up_proj.forward(x, dropout_seed)?)?;
+        self.down_proj.forward(&gated, dropout_seed)
     }
 }
 
@@ -163,26 +189,38 @@ struct Block {
 }
 
 impl Block {
-    fn new(c: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(c: &DecoderConfig, vb: VarBuilder, lora: Option<&AdapterSource>) -> Result<Self> {
         Ok(Self {
             input_layernorm: RmsNorm::new(c.hidden_size, c.rms_norm_eps, vb.pp("input_layernorm"))?,
-            self_attn: Attention::new(c, vb.pp("self_attn"))?,
+            self_attn: Attention::new(c, vb.pp("self_attn"), lora)?,
             post_attention_layernorm: RmsNorm::new(
                 c.hidden_size,
                 c.rms_norm_eps,
                 vb.pp("post_attention_layernorm"),
             )?,
-            mlp: Mlp::new(c, vb.pp("mlp"))?,
+            mlp: Mlp::new(c, vb.pp("mlp"), lora)?,
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &Rope, mask: &Tensor) -> Result<Tensor> {
-        let x = (x + self
-            .self_attn
-            .forward(&self.input_layernorm.forward(x)?, rope, mask)?)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &Rope,
+        mask: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
+        let attention = self.self_attn.forward(
+            &self.input_layernorm.forward(x)?,
+            rope,
+            mask,
+            cache,
+            dropout_seed,
+        )?;
+        let x = (x + attention)?;
         let mlp = self
             .mlp
-            .forward(&self.post_attention_layernorm.forward(&x)?)?;
+            .forward(&self.post_attention_layernorm.forward(&x)?, dropout_seed)?;
         Ok((x + mlp)?)
     }
 }
@@ -193,25 +231,57 @@ pub struct Decoder {
     embed_tokens: Embedding,
     layers: Vec<Block>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: Tensor,
     inverse_frequencies: Tensor,
     dtype: DType,
     device: Device,
 }
 
+/// Keys and values of the tokens seen so far, per layer, for incremental decoding; and which
+/// of those tokens are real (1) or padding (0).
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    attention: Vec<Vec<u8>>,
+}
+
+impl KvCache {
+    /// Tokens cached per row (padding included).
+    pub fn len(&self) -> usize {
+        self.attention.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Decoder {
     /// Builds the model from `vb` (loaded weights, or a `VarMap` for trainable / random ones).
     pub fn new(config: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        Self::build(config, vb, None)
+    }
+
+    /// Builds the model with low-rank adapters from `adapters` on top of the weights of `vb`
+    /// (which should be frozen: plain tensors, not vars).
+    pub fn with_adapters(
+        config: &DecoderConfig,
+        vb: VarBuilder,
+        adapters: &AdapterSource,
+    ) -> Result<Self> {
+        Self::build(config, vb, Some(adapters))
+    }
+
+    fn build(config: &DecoderConfig, vb: VarBuilder, lora: Option<&AdapterSource>) -> Result<Self> {
         let c = config;
         let embed_tokens = embedding(c.vocab_size, c.hidden_size, vb.pp("model.embed_tokens"))?;
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Block::new(c, vb.pp(format!("model.layers.{i}"))))
+            .map(|i| Block::new(c, vb.pp(format!("model.layers.{i}")), lora))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::new(c.hidden_size, c.rms_norm_eps, vb.pp("model.norm"))?;
         let lm_head = if c.tie_word_embeddings {
-            Linear::new(embed_tokens.embeddings().clone(), None)
+            embed_tokens.embeddings().clone()
         } else {
-            linear_no_bias(c.hidden_size, c.vocab_size, vb.pp("lm_head"))?
+            vb.get((c.vocab_size, c.hidden_size), "lm_head.weight")?
         };
         let inverse_frequencies =
             Tensor::new(c.inverse_frequencies(), vb.device())?.to_dtype(vb.dtype())?;
@@ -227,6 +297,14 @@ impl Decoder {
         })
     }
 
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// Logits at every position: `input_ids` (B, T) u32, `attention_mask` (B, T) with 1 for
     /// tokens and 0 for padding (left or right), or `None` for no padding. Positions count
     /// real tokens only, so a left-padded row sees the same positions as its unpadded self.
@@ -235,45 +313,115 @@ impl Decoder {
         input_ids: &Tensor,
         attention_mask: Option<&[Vec<u8>]>,
     ) -> Result<Tensor> {
+        self.forward_train(input_ids, attention_mask, None)
+    }
+
+    /// [`Decoder::forward`] in training mode: adapter dropout draws its masks from
+    /// `dropout_seed` (none: no dropout).
+    pub fn forward_train(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&[Vec<u8>]>,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        let mask_rows: Vec<Vec<u8>> = match attention_mask {
-            Some(rows) => {
-                if rows.len() != b || rows.iter().any(|r| r.len() != t) {
-                    return Err(LmError::Invalid(format!(
-                        "attention mask must be {b} rows of {t}, one per token"
-                    )));
-                }
-                rows.to_vec()
-            }
-            None => vec![vec![1; t]; b],
-        };
-        let (positions, additive) = positions_and_mask(&mask_rows);
+        let rows = mask_rows(attention_mask, b, t)?;
+        let (positions, additive) = positions_and_mask(&rows, 0);
+        self.run(input_ids, positions, additive, None, dropout_seed)
+    }
+
+    /// An empty cache for `batch` rows.
+    pub fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache {
+            layers: (0..self.layers.len()).map(|_| None).collect(),
+            attention: vec![Vec::new(); batch],
+        }
+    }
+
+    /// Logits for `input_ids` (B, T_new) that follow the tokens in `cache`, which then holds
+    /// them too. `attention_mask` marks the new tokens as real or padding, as in `forward`.
+    pub fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&[Vec<u8>]>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        if cache.attention.len() != b {
+            return Err(LmError::Invalid(format!(
+                "a cache for {} rows was given {b}",
+                cache.attention.len()
+            )));
+        }
+        let new_rows = mask_rows(attention_mask, b, t)?;
+        let start = cache.len();
+        for (row, new) in cache.attention.iter_mut().zip(&new_rows) {
+            row.extend_from_slice(new);
+        }
+        let (positions, additive) = positions_and_mask(&cache.attention, start);
+        let KvCache { layers, .. } = cache;
+        self.run(input_ids, positions, additive, Some(layers), None)
+    }
+
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        positions: Vec<f32>,
+        additive: Vec<f32>,
+        mut cache: Option<&mut Vec<Option<(Tensor, Tensor)>>>,
+        dropout_seed: Option<u64>,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let total = additive.len() / (b * t).max(1);
         let positions = Tensor::from_vec(positions, (b, t), &self.device)?.to_dtype(self.dtype)?;
-        let mask = Tensor::from_vec(additive, (b, 1, t, t), &self.device)?.to_dtype(self.dtype)?;
+        let mask =
+            Tensor::from_vec(additive, (b, 1, t, total), &self.device)?.to_dtype(self.dtype)?;
         let rope = Rope::new(&positions, &self.inverse_frequencies)?;
         let mut x = self.embed_tokens.forward(input_ids)?;
-        for layer in &self.layers {
-            x = layer.forward(&x, &rope, &mask)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|layers| &mut layers[i]);
+            // Each layer's adapters draw different dropout masks.
+            let seed = dropout_seed.map(|s| s ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            x = layer.forward(&x, &rope, &mask, slot, seed)?;
         }
-        Ok(self.lm_head.forward(&self.norm.forward(&x)?)?)
+        let x = self.norm.forward(&x)?;
+        let (_, _, h) = x.dims3()?;
+        let logits = x.reshape((b * t, h))?.matmul(&self.lm_head.t()?)?;
+        Ok(logits.reshape((b, t, self.config.vocab_size))?)
     }
 }
 
-/// Positions (count of real tokens before each, 0 for padding) and the additive causal and
-/// padding mask, (B, 1, T, T) row-major.
-fn positions_and_mask(rows: &[Vec<u8>]) -> (Vec<f32>, Vec<f32>) {
+fn mask_rows(attention_mask: Option<&[Vec<u8>]>, b: usize, t: usize) -> Result<Vec<Vec<u8>>> {
+    match attention_mask {
+        Some(rows) => {
+            if rows.len() != b || rows.iter().any(|r| r.len() != t) {
+                return Err(LmError::Invalid(format!(
+                    "attention mask must be {b} rows of {t}, one per token"
+                )));
+            }
+            Ok(rows.to_vec())
+        }
+        None => Ok(vec![vec![1; t]; b]),
+    }
+}
+
+/// Positions of the tokens from `start` on (count of real tokens before each, 0 for padding)
+/// and their additive causal and padding mask over all tokens, (B, 1, T - start, T) row-major.
+fn positions_and_mask(rows: &[Vec<u8>], start: usize) -> (Vec<f32>, Vec<f32>) {
     let t = rows.first().map_or(0, Vec::len);
-    let mut positions = Vec::with_capacity(rows.len() * t);
-    let mut mask = Vec::with_capacity(rows.len() * t * t);
+    let mut positions = Vec::with_capacity(rows.len() * (t - start));
+    let mut mask = Vec::with_capacity(rows.len() * (t - start) * t);
     for row in rows {
         let mut seen = 0u32;
-        for &m in row {
-            positions.push(if m != 0 { seen as f32 } else { 0.0 });
+        for (j, &m) in row.iter().enumerate() {
+            if j >= start {
+                positions.push(if m != 0 { seen as f32 } else { 0.0 });
+            }
             if m != 0 {
                 seen += 1;
             }
         }
-        for i in 0..t {
+        for i in start..t {
             for (j, &m) in row.iter().enumerate() {
                 let visible = j <= i && m != 0;
                 mask.push(if visible { 0.0 } else { MASKED as f32 });

@@ -1,10 +1,9 @@
 //! The learning-rate schedule and gradient clipping of supervised fine-tuning, as the paper
 //! ran them through Hugging Face's trainer: linear warm-up to the peak, cosine decay to zero
 //! (`get_cosine_schedule_with_warmup`), and clipping by the global L2 norm of all gradients
-//! (`torch.nn.utils.clip_grad_norm_`). AdamW itself is candle-nn's (decoupled weight decay).
+//! (`torch.nn.utils.clip_grad_norm_`). AdamW is in `optim`.
 
-use candle_core::backprop::GradStore;
-use candle_core::Var;
+use candle_core::Tensor;
 
 use super::Result;
 
@@ -38,26 +37,24 @@ impl WarmupCosine {
     }
 }
 
-/// Scales the gradients of `vars` in `grads` so their global L2 norm is at most `max_norm`;
-/// returns the norm before clipping. Vars without a gradient are skipped.
-pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+/// Scales `grads` so their global L2 norm is at most `max_norm`; returns the norm before
+/// clipping. `None` entries (parameters without a gradient) are skipped.
+pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> Result<f64> {
     let mut total = 0.0f64;
-    for var in vars {
-        if let Some(g) = grads.get(var) {
-            total += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(candle_core::DType::F64)?
-                .to_scalar::<f64>()?;
-        }
+    for g in grads.iter().flatten() {
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
     }
     let norm = total.sqrt();
     // torch's rule: multiply by max_norm / (norm + 1e-6) when that is below one.
     let scale = max_norm / (norm + 1e-6);
     if scale < 1.0 {
-        for var in vars {
-            if let Some(g) = grads.remove(var) {
-                grads.insert(var, (g * scale)?);
+        for g in grads.iter_mut() {
+            if let Some(t) = g.take() {
+                *g = Some((t * scale)?);
             }
         }
     }
@@ -67,7 +64,7 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use candle_core::Device;
 
     #[test]
     fn warmup_then_cosine() {
@@ -85,22 +82,24 @@ mod tests {
 
     #[test]
     fn clipping_scales_to_the_global_norm() {
-        let a = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap()).unwrap();
-        let b = Var::from_tensor(&Tensor::new(&[2.0f32], &Device::Cpu).unwrap()).unwrap();
-        let loss = ((a.as_tensor() * 3.0).unwrap().sum_all().unwrap()
-            + (b.as_tensor() * 4.0).unwrap().sum_all().unwrap())
-        .unwrap();
-        let mut grads = loss.backward().unwrap();
-        // Gradients (3, 3) and (4): global norm sqrt(9 + 9 + 16) = sqrt(34).
-        let vars = [a.clone(), b.clone()];
-        let norm = clip_grad_norm(&mut grads, &vars, 0.1).unwrap();
+        let grads = || {
+            vec![
+                Some(Tensor::new(&[3.0f32, 3.0], &Device::Cpu).unwrap()),
+                None,
+                Some(Tensor::new(&[4.0f32], &Device::Cpu).unwrap()),
+            ]
+        };
+        // Global norm sqrt(9 + 9 + 16) = sqrt(34).
+        let mut g = grads();
+        let norm = clip_grad_norm(&mut g, 0.1).unwrap();
         assert!((norm - 34f64.sqrt()).abs() < 1e-6);
-        let clipped: Vec<f32> = grads.get(&a).unwrap().to_vec1().unwrap();
+        let clipped: Vec<f32> = g[0].as_ref().unwrap().to_vec1().unwrap();
         let expect = 3.0 * 0.1 / (34f64.sqrt() + 1e-6);
         assert!((clipped[0] as f64 - expect).abs() < 1e-6, "{clipped:?}");
+        assert!(g[1].is_none());
         // Under the limit nothing changes.
-        let mut grads = loss.backward().unwrap();
-        clip_grad_norm(&mut grads, &vars, 100.0).unwrap();
-        assert_eq!(grads.get(&b).unwrap().to_vec1::<f32>().unwrap(), vec![4.0]);
+        let mut g = grads();
+        clip_grad_norm(&mut g, 100.0).unwrap();
+        assert_eq!(g[2].as_ref().unwrap().to_vec1::<f32>().unwrap(), vec![4.0]);
     }
 }

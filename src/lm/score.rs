@@ -1,7 +1,7 @@
 //! What the evaluator asks of a model: the summed log-likelihood of a continuation after a
 //! context (lm-eval's `loglikelihood` requests, batched and right-padded, with `is_greedy`),
-//! and greedy generation until an end token, a caller's stop test or a token limit.
-//! Generation recomputes the whole prefix each step (no KV cache yet): right, but quadratic.
+//! and greedy generation until an end token, a caller's stop test or a token limit, for many
+//! prompts at once (left-padded) with the KV cache.
 
 use candle_core::{DType, Device, Tensor, D};
 
@@ -71,34 +71,94 @@ pub fn greedy(
     prompt: &[u32],
     max_new: usize,
     end_tokens: &[u32],
-    device: &Device,
     mut stop: impl FnMut(&[u32]) -> bool,
 ) -> Result<Vec<u32>> {
-    if prompt.is_empty() {
-        return Err(LmError::Invalid(
-            "generation needs a prompt of at least one token".into(),
-        ));
+    let mut out = greedy_batch(
+        model,
+        &[prompt.to_vec()],
+        max_new,
+        end_tokens,
+        0,
+        |_, new| stop(new),
+    )?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Greedy continuations of `prompts` decoded together: prompts are left-padded with `pad`
+/// (never attended to), prefilled in one pass, then extended one token per step through the
+/// KV cache. Row r ends at an end token, when `stop(r, new_tokens)` says so, or after
+/// `max_new` tokens; finished rows are fed padding until every row is done.
+pub fn greedy_batch(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    end_tokens: &[u32],
+    pad: u32,
+    mut stop: impl FnMut(usize, &[u32]) -> bool,
+) -> Result<Vec<Vec<u32>>> {
+    if let Some(k) = prompts.iter().position(Vec::is_empty) {
+        return Err(LmError::Invalid(format!(
+            "prompt {k}: generation needs a prompt of at least one token"
+        )));
     }
-    let mut tokens = prompt.to_vec();
-    let mut new = Vec::new();
-    while new.len() < max_new {
-        let ids = Tensor::from_vec(tokens.clone(), (1, tokens.len()), device)?;
-        let logits = model.forward(&ids, None)?;
+    let b = prompts.len();
+    let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); b];
+    if b == 0 || max_new == 0 {
+        return Ok(outputs);
+    }
+    let device = model.device();
+    let t = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let mut flat = Vec::with_capacity(b * t);
+    let mut mask = Vec::with_capacity(b);
+    for p in prompts {
+        flat.extend(std::iter::repeat_n(pad, t - p.len()).chain(p.iter().copied()));
+        mask.push(
+            (0..t)
+                .map(|j| (j >= t - p.len()) as u8)
+                .collect::<Vec<u8>>(),
+        );
+    }
+    let mut cache = model.new_cache(b);
+    let mut logits = model.forward_cached(
+        &Tensor::from_vec(flat, (b, t), device)?,
+        Some(&mask),
+        &mut cache,
+    )?;
+    let mut done = vec![false; b];
+    for _ in 0..max_new {
+        let last = logits.dim(1)? - 1;
         let next = logits
-            .narrow(1, tokens.len() - 1, 1)?
+            .narrow(1, last, 1)?
             .squeeze(1)?
             .argmax(D::Minus1)?
-            .to_vec1::<u32>()?[0];
-        if end_tokens.contains(&next) {
+            .to_vec1::<u32>()?;
+        for r in 0..b {
+            if done[r] {
+                continue;
+            }
+            if end_tokens.contains(&next[r]) {
+                done[r] = true;
+                continue;
+            }
+            outputs[r].push(next[r]);
+            if stop(r, &outputs[r]) || outputs[r].len() >= max_new {
+                done[r] = true;
+            }
+        }
+        if done.iter().all(|&d| d) {
             break;
         }
-        tokens.push(next);
-        new.push(next);
-        if stop(&new) {
-            break;
-        }
+        let step_ids: Vec<u32> = (0..b)
+            .map(|r| if done[r] { pad } else { next[r] })
+            .collect();
+        let step_mask: Vec<Vec<u8>> = done.iter().map(|&d| vec![(!d) as u8]).collect();
+        logits = model.forward_cached(
+            &Tensor::from_vec(step_ids, (b, 1), device)?,
+            Some(&step_mask),
+            &mut cache,
+        )?;
     }
-    Ok(new)
+    Ok(outputs)
 }
 
 #[cfg(test)]
@@ -158,18 +218,52 @@ mod tests {
     #[test]
     fn greedy_generation_and_is_greedy_agree() {
         let m = model();
-        let out = greedy(&m, &[1, 2], 4, &[], &Device::Cpu, |_| false).unwrap();
+        let out = greedy(&m, &[1, 2], 4, &[], |_| false).unwrap();
         assert_eq!(out.len(), 4);
         let scored = continuation_logliks(&m, &[(vec![1, 2], out.clone())], &Device::Cpu).unwrap();
         assert!(scored[0].1, "the greedy continuation must score as greedy");
         let other = (out[0] + 1) % 9;
         let scored = continuation_logliks(&m, &[(vec![1, 2], vec![other])], &Device::Cpu).unwrap();
         assert!(!scored[0].1);
-        let ended = greedy(&m, &[1, 2], 4, &[out[1]], &Device::Cpu, |_| false).unwrap();
+        let ended = greedy(&m, &[1, 2], 4, &[out[1]], |_| false).unwrap();
         let first_end = out.iter().position(|&t| t == out[1]).unwrap();
         assert_eq!(ended, out[..first_end].to_vec());
-        let stopped = greedy(&m, &[1, 2], 4, &[], &Device::Cpu, |new| new.len() == 2).unwrap();
+        let stopped = greedy(&m, &[1, 2], 4, &[], |new| new.len() == 2).unwrap();
         assert_eq!(stopped, out[..2].to_vec());
         assert!(continuation_logliks(&m, &[(vec![], vec![1])], &Device::Cpu).is_err());
+    }
+
+    /// Cached, batched, left-padded decoding gives exactly the tokens of recomputing the whole
+    /// prefix with a plain forward at every step, row by row.
+    #[test]
+    fn cached_batched_generation_equals_full_recomputation() {
+        let m = model();
+        let prompts = vec![vec![1u32, 2, 3, 4, 5], vec![6], vec![7, 8]];
+        let batched = greedy_batch(&m, &prompts, 6, &[], 0, |_, _| false).unwrap();
+        for (r, p) in prompts.iter().enumerate() {
+            let mut tokens = p.clone();
+            for _ in 0..6 {
+                let ids =
+                    Tensor::from_vec(tokens.clone(), (1, tokens.len()), &Device::Cpu).unwrap();
+                let logits = m.forward(&ids, None).unwrap();
+                let next = logits
+                    .narrow(1, tokens.len() - 1, 1)
+                    .unwrap()
+                    .squeeze(1)
+                    .unwrap()
+                    .argmax(D::Minus1)
+                    .unwrap()
+                    .to_vec1::<u32>()
+                    .unwrap()[0];
+                tokens.push(next);
+            }
+            assert_eq!(batched[r], tokens[p.len()..].to_vec(), "row {r}");
+        }
+        // Rows stop independently.
+        let stopped =
+            greedy_batch(&m, &prompts, 6, &[], 0, |r, new| r == 1 && new.len() == 2).unwrap();
+        assert_eq!(stopped[1], batched[1][..2].to_vec());
+        assert_eq!(stopped[0], batched[0]);
+        assert!(greedy_batch(&m, &[vec![]], 3, &[], 0, |_, _| false).is_err());
     }
 }

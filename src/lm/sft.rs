@@ -1,10 +1,11 @@
-//! One supervised fine-tuning update: next-token loss on the response tokens only, backward,
-//! clipping by the global gradient norm, and an AdamW step at the schedule's learning rate.
-//! Batching, epochs, checkpoints and the chat template sit above this.
+//! One supervised fine-tuning update: next-token loss on the response tokens only, summed
+//! over micro-batches (gradient accumulation, normalised by the step's response tokens so it
+//! equals one big batch), clipping by the global gradient norm, and an AdamW step at the
+//! schedule's learning rate. Epochs, checkpoints and the chat template sit above this.
 
-use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Tensor, Var, D};
 
+use super::optim::{AdamW, AdamWParams};
 use super::schedule::{clip_grad_norm, WarmupCosine};
 use super::{Decoder, LmError, Result};
 
@@ -55,8 +56,14 @@ impl TokenBatch {
     }
 }
 
-/// Mean negative log-likelihood of the marked tokens, each predicted from the ones before it.
-pub fn response_loss(model: &Decoder, batch: &TokenBatch, device: &Device) -> Result<Tensor> {
+/// Summed negative log-likelihood of the marked tokens, each predicted from the ones before
+/// it, and how many there are. `dropout_seed` turns on adapter dropout.
+pub fn response_nll(
+    model: &Decoder,
+    batch: &TokenBatch,
+    dropout_seed: Option<u64>,
+) -> Result<(Tensor, usize)> {
+    let device = model.device();
     let (b, t) = (batch.ids.len(), batch.ids.first().map_or(0, Vec::len));
     if b == 0 || t < 2 {
         return Err(LmError::Invalid(
@@ -65,7 +72,7 @@ pub fn response_loss(model: &Decoder, batch: &TokenBatch, device: &Device) -> Re
     }
     let flat: Vec<u32> = batch.ids.iter().flatten().copied().collect();
     let ids = Tensor::from_vec(flat, (b, t), device)?;
-    let logits = model.forward(&ids, Some(&batch.attention))?;
+    let logits = model.forward_train(&ids, Some(&batch.attention), dropout_seed)?;
     let log_probs = candle_nn::ops::log_softmax(
         &logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)?,
         D::Minus1,
@@ -83,70 +90,119 @@ pub fn response_loss(model: &Decoder, batch: &TokenBatch, device: &Device) -> Re
         .iter()
         .flat_map(|row| row[1..].iter().map(|&m| m as f32))
         .collect();
-    let count: f32 = weights.iter().sum();
-    if count == 0.0 {
+    let count = weights.iter().filter(|&&w| w > 0.0).count();
+    let weights = Tensor::from_vec(weights, (b, t - 1), device)?;
+    Ok(((nll * weights)?.sum_all()?, count))
+}
+
+/// Mean negative log-likelihood of the marked tokens (no dropout).
+pub fn response_loss(model: &Decoder, batch: &TokenBatch) -> Result<Tensor> {
+    let (sum, count) = response_nll(model, batch, None)?;
+    if count == 0 {
         return Err(LmError::Invalid(
             "a training batch has no response tokens to learn".into(),
         ));
     }
-    let weights = Tensor::from_vec(weights, (b, t - 1), device)?;
-    Ok(((nll * weights)?.sum_all()? / count as f64)?)
+    Ok((sum / count as f64)?)
+}
+
+/// What one optimizer step saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Mean loss per response token.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub learning_rate: f64,
+    /// Real tokens processed (prompt and response).
+    pub tokens: usize,
 }
 
 /// AdamW with the schedule and clipping of the paper's fine-tunes.
-pub struct SftOptimizer {
+pub struct SftUpdater {
+    optimizer: AdamW,
     vars: Vec<Var>,
-    adamw: AdamW,
     schedule: WarmupCosine,
     max_grad_norm: f64,
-    step: usize,
 }
 
-impl SftOptimizer {
+impl SftUpdater {
     pub fn new(
-        vars: Vec<Var>,
+        vars: Vec<(String, Var)>,
         schedule: WarmupCosine,
-        betas: (f64, f64),
-        weight_decay: f64,
+        params: AdamWParams,
         max_grad_norm: f64,
     ) -> Result<Self> {
-        let adamw = AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr: schedule.at(0),
-                beta1: betas.0,
-                beta2: betas.1,
-                eps: 1e-8,
-                weight_decay,
-            },
-        )?;
+        let list = vars.iter().map(|(_, v)| v.clone()).collect();
         Ok(Self {
-            vars,
-            adamw,
+            optimizer: AdamW::new(vars, params)?,
+            vars: list,
             schedule,
             max_grad_norm,
-            step: 0,
         })
     }
 
-    /// One update on `batch`; returns (loss, gradient norm before clipping).
+    /// One update from the gradients of all `micro_batches` together; `dropout_seed` gives
+    /// micro-batch k the seed `dropout_seed + k`.
     pub fn step(
         &mut self,
         model: &Decoder,
-        batch: &TokenBatch,
-        device: &Device,
-    ) -> Result<(f64, f64)> {
-        let loss = response_loss(model, batch, device)?;
-        let mut grads = loss.backward()?;
-        let norm = clip_grad_norm(&mut grads, &self.vars, self.max_grad_norm)?;
-        self.adamw.set_learning_rate(self.schedule.at(self.step));
-        self.adamw.step(&grads)?;
-        self.step += 1;
-        Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, norm))
+        micro_batches: &[TokenBatch],
+        dropout_seed: Option<u64>,
+    ) -> Result<StepStats> {
+        let total: usize = micro_batches.iter().map(TokenBatch::loss_tokens).sum();
+        if total == 0 {
+            return Err(LmError::Invalid(
+                "an optimizer step has no response tokens to learn".into(),
+            ));
+        }
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.vars.len()];
+        let mut loss_sum = 0.0;
+        let mut tokens = 0;
+        for (k, batch) in micro_batches.iter().enumerate() {
+            if batch.loss_tokens() == 0 {
+                continue;
+            }
+            let seed = dropout_seed.map(|s| s.wrapping_add(k as u64));
+            let (sum, _) = response_nll(model, batch, seed)?;
+            let store = (&sum / total as f64)?.backward()?;
+            loss_sum += sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            tokens += batch
+                .attention
+                .iter()
+                .flatten()
+                .filter(|&&m| m != 0)
+                .count();
+            for (acc, var) in grads.iter_mut().zip(&self.vars) {
+                if let Some(g) = store.get(var) {
+                    *acc = Some(match acc.take() {
+                        Some(a) => (a + g)?,
+                        None => g.clone(),
+                    });
+                }
+            }
+        }
+        let grad_norm = clip_grad_norm(&mut grads, self.max_grad_norm)?;
+        let learning_rate = self.schedule.at(self.optimizer.steps());
+        self.optimizer.step(&grads, learning_rate)?;
+        Ok(StepStats {
+            loss: loss_sum / total as f64,
+            grad_norm,
+            learning_rate,
+            tokens,
+        })
     }
 
     pub fn steps_done(&self) -> usize {
-        self.step
+        self.optimizer.steps()
+    }
+
+    pub fn optimizer(&self) -> &AdamW {
+        &self.optimizer
+    }
+
+    pub fn optimizer_mut(&mut self) -> &mut AdamW {
+        &mut self.optimizer
     }
 }
 
@@ -154,6 +210,7 @@ impl SftOptimizer {
 mod tests {
     use super::*;
     use crate::lm::DecoderConfig;
+    use candle_core::Device;
     use candle_nn::{VarBuilder, VarMap};
 
     /// A micro model learns to copy three symbols after a separator: the loss on the copied
@@ -184,21 +241,36 @@ mod tests {
         let batch = TokenBatch::from_pairs(&pairs, 0, 64);
         assert_eq!(batch.loss_tokens(), 32 * 3);
         let steps = 150;
-        let mut opt = SftOptimizer::new(
-            map.all_vars(),
+        let vars: Vec<(String, Var)> = map
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let params = AdamWParams {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        let mut opt = SftUpdater::new(
+            vars,
             WarmupCosine::with_ratio(1e-2, steps, 0.1),
-            (0.9, 0.99),
-            0.0,
+            params,
             1.0,
         )
         .unwrap();
-        let first = response_loss(&model, &batch, &device)
+        let first = response_loss(&model, &batch)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
         let mut last = f64::NAN;
         for _ in 0..steps {
-            last = opt.step(&model, &batch, &device).unwrap().0;
+            last = opt
+                .step(&model, std::slice::from_ref(&batch), None)
+                .unwrap()
+                .loss;
         }
         assert_eq!(opt.steps_done(), steps);
         assert!(first > 1.5, "untrained loss {first}");

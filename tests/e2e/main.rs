@@ -6,4 +6,5 @@ mod common;
 mod cli;
 mod ingest;
 mod irt;
+mod lm;
 mod sql_functions;
