@@ -377,7 +377,7 @@ fn run_tiny_model(args: TinyModelArgs) -> Result<(), String> {
         None => TinySpec::default(),
     };
     let texts: Vec<String> = if args.text.is_empty() {
-        crossdiff::lm::bench::bench_corpus(4000, 1)
+        crossdiff::lm::bench::bench_corpus(8000, 1)
     } else {
         let mut texts = Vec::new();
         for path in &args.text {

@@ -22,8 +22,8 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
 layout (config.json, model.safetensors, tokenizer.json, tokenizer_config.json with a ChatML chat template, \
 generation_config.json), with a byte-level BPE tokenizer trained on the text of text_source (a table name or a \
 query; its `text` column, else every string column of a row joined by newlines). An existing folder is replaced. \
-options is a JSON object: vocab_size (4096), hidden_size (256), num_hidden_layers (4), num_attention_heads (4), \
-num_key_value_heads (2), intermediate_size (688), max_position_embeddings (2048), seed (42); the defaults make \
+options is a JSON object: vocab_size (4096), hidden_size (256), num_hidden_layers (5), num_attention_heads (4), \
+num_key_value_heads (2), intermediate_size (768), max_position_embeddings (2048), seed (42); the defaults make \
 about 5 M parameters. Returns one row: path, parameters, vocab_size.",
     example: "SELECT * FROM tiny_model('models/tiny', 'SELECT question AS text FROM gsm8k.items');",
 };

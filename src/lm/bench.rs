@@ -58,29 +58,55 @@ pub struct LmBenchResult {
     pub model_dir: String,
 }
 
-/// Text for the tokenizer: arithmetic word problems in the GSM8K style, seeded.
+/// Text for the tokenizer, seeded: arithmetic word problems in the GSM8K style, and
+/// sentences of made-up words (two to four syllables, Zipf-distributed) so a 4k vocabulary
+/// has enough distinct frequent pieces to learn.
 pub fn bench_corpus(n: usize, seed: u64) -> Vec<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let names = [
-        "Ava", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana",
-    ];
+    let names = ["Ava", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana"];
     let things = ["apples", "books", "coins", "marbles", "pencils", "stamps"];
-    (0..n)
+    let (onsets, vowels) = ("bcdfghjklmnprstvwz", "aeiou");
+    let words: Vec<String> = (0..6000)
         .map(|_| {
-            let (a, b, c) = (
-                rng.random_range(2..90),
-                rng.random_range(2..40),
-                rng.random_range(2..9),
-            );
-            let who = names[rng.random_range(0..names.len())];
-            let what = things[rng.random_range(0..things.len())];
-            format!(
-                "Q: {who} has {a} {what}. She buys {b} more and then gives away a {c}th of them. \
-                 How many {what} does {who} have left?\nA: {who} has {a} + {b} = {} {what}. \
-                 So the answer is {}.",
-                a + b,
-                (a + b) - (a + b) / c
-            )
+            let syllables = rng.random_range(2..5);
+            (0..syllables)
+                .map(|_| {
+                    let o = onsets.as_bytes()[rng.random_range(0..onsets.len())] as char;
+                    let v = vowels.as_bytes()[rng.random_range(0..vowels.len())] as char;
+                    format!("{o}{v}")
+                })
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .map(|k| {
+            if k % 2 == 0 {
+                let (a, b, c) = (
+                    rng.random_range(2..90),
+                    rng.random_range(2..40),
+                    rng.random_range(2..9),
+                );
+                let who = names[rng.random_range(0..names.len())];
+                let what = things[rng.random_range(0..things.len())];
+                format!(
+                    "Q: {who} has {a} {what}. She buys {b} more and then gives away a {c}th of \
+                     them. How many {what} does {who} have left?\nA: {who} has {a} + {b} = {} \
+                     {what}. So the answer is {}.",
+                    a + b,
+                    (a + b) - (a + b) / c
+                )
+            } else {
+                let len = rng.random_range(8..20);
+                let sentence: Vec<&str> = (0..len)
+                    .map(|_| {
+                        // Zipf-like: rank r drawn with weight about 1/r.
+                        let u: f64 = rng.random();
+                        let rank = ((words.len() as f64).powf(u) as usize).min(words.len()) - 1;
+                        words[rank].as_str()
+                    })
+                    .collect();
+                format!("{}.", sentence.join(" "))
+            }
         })
         .collect()
 }
@@ -89,7 +115,7 @@ pub fn bench_corpus(n: usize, seed: u64) -> Vec<String> {
 pub fn run(cache: &Path, spec: &LmBenchSpec) -> Result<LmBenchResult> {
     let dir = cache.join("tiny-5m");
     if !dir.join("model.safetensors").exists() {
-        create_tiny_model(&dir, &bench_corpus(4000, 1), &TinySpec::default())?;
+        create_tiny_model(&dir, &bench_corpus(8000, 1), &TinySpec::default())?;
     }
     let device = Device::Cpu;
     let (model, map) = files::load(&dir, DType::F32, &device)?;

@@ -40,10 +40,10 @@ pub struct DecoderConfig {
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     /// Grouped-query attention: fewer key/value heads than query heads (default: as many).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_key_value_heads: Option<usize>,
     /// Per-head size when it is not hidden_size / heads (Llama 3.2 states it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
@@ -51,26 +51,30 @@ pub struct DecoderConfig {
     pub rms_norm_eps: f64,
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<RopeScaling>,
     #[serde(default)]
     pub tie_word_embeddings: bool,
     /// Biases on q/k/v: always for Qwen2, as stated for Llama (default false).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_bias: Option<bool>,
     /// Qwen2's sliding window; null or unused in the released models, and not applied here.
     #[serde(default)]
     pub sliding_window: Option<usize>,
     #[serde(default)]
     pub use_sliding_window: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bos_token_id: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<serde_json::Value>,
     #[serde(default = "default_architectures")]
     pub architectures: Vec<String>,
     #[serde(default = "default_torch_dtype")]
     pub torch_dtype: String,
+    /// Every other key of the file (hidden_act, initializer_range, use_cache, ...), kept so a
+    /// saved fine-tune carries its base's config whole.
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn default_max_positions() -> usize {
@@ -231,6 +235,21 @@ mod tests {
         );
         assert_eq!(plain[0], scaled[0]);
         assert!((plain[31] / scaled[31] - 32.0).abs() < 1e-9);
+    }
+
+    /// Written back, a config keeps the keys it did not interpret and states no nulls that
+    /// transformers would read as values (it reads `head_dim: null` as a head size of None).
+    #[test]
+    fn round_trips_for_transformers() {
+        let with_extra = QWEN.replace("{", r#"{"hidden_act":"silu","max_window_layers":21,"#);
+        let q = DecoderConfig::parse(&with_extra, "qwen/config.json").unwrap();
+        let back: serde_json::Value = serde_json::to_value(&q).unwrap();
+        assert_eq!(back["hidden_act"], "silu");
+        assert_eq!(back["max_window_layers"], 21);
+        for absent in ["head_dim", "rope_scaling", "attention_bias"] {
+            assert!(back.get(absent).is_none(), "{absent}: {back}");
+        }
+        assert_eq!(DecoderConfig::parse(&back.to_string(), "again").unwrap(), q);
     }
 
     #[test]

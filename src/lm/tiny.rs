@@ -45,10 +45,10 @@ impl Default for TinySpec {
         Self {
             vocab_size: 4096,
             hidden_size: 256,
-            num_hidden_layers: 4,
+            num_hidden_layers: 5,
             num_attention_heads: 4,
             num_key_value_heads: 2,
-            intermediate_size: 688,
+            intermediate_size: 768,
             max_position_embeddings: 2048,
             seed: 42,
         }
@@ -110,6 +110,8 @@ pub fn create_tiny_model(dir: &Path, texts: &[String], spec: &TinySpec) -> Resul
         "rope_theta": 10000.0,
         "rms_norm_eps": 1e-6,
         "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "use_cache": true,
         "tie_word_embeddings": true,
         "sliding_window": null,
         "use_sliding_window": false,
