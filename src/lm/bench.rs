@@ -63,7 +63,9 @@ pub struct LmBenchResult {
 /// has enough distinct frequent pieces to learn.
 pub fn bench_corpus(n: usize, seed: u64) -> Vec<String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let names = ["Ava", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana"];
+    let names = [
+        "Ava", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana",
+    ];
     let things = ["apples", "books", "coins", "marbles", "pencils", "stamps"];
     let (onsets, vowels) = ("bcdfghjklmnprstvwz", "aeiou");
     let words: Vec<String> = (0..6000)

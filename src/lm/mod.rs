@@ -8,6 +8,7 @@ pub mod config;
 pub mod device;
 pub mod evaluate;
 pub mod files;
+pub mod kernels;
 pub mod lora;
 pub mod model;
 pub mod optim;

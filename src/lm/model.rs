@@ -136,7 +136,7 @@ impl Attention {
         let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_size as f64).sqrt())?
             .broadcast_add(mask)?;
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let weights = super::kernels::softmax_last_dim(&scores)?;
         let out = weights
             .matmul(&v)?
             .transpose(1, 2)?
@@ -313,12 +313,18 @@ impl Decoder {
         input_ids: &Tensor,
         attention_mask: Option<&[Vec<u8>]>,
     ) -> Result<Tensor> {
-        self.forward_train(input_ids, attention_mask, None)
+        let hidden = self.hidden_states(input_ids, attention_mask, None)?;
+        let (b, t, h) = hidden.dims3()?;
+        Ok(self
+            .logits(&hidden.reshape((b * t, h))?)?
+            .reshape((b, t, self.config.vocab_size))?)
     }
 
-    /// [`Decoder::forward`] in training mode: adapter dropout draws its masks from
-    /// `dropout_seed` (none: no dropout).
-    pub fn forward_train(
+    /// The final hidden states (B, T, hidden), after the last norm: what the language-model
+    /// head turns into logits. Callers that need logits at a few positions only (the loss on
+    /// response tokens, a continuation's score) select rows first and call [`Decoder::logits`],
+    /// which saves most of the head's cost. `dropout_seed` turns on adapter dropout (training).
+    pub fn hidden_states(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&[Vec<u8>]>,
@@ -330,6 +336,11 @@ impl Decoder {
         self.run(input_ids, positions, additive, None, dropout_seed)
     }
 
+    /// Logits (N, vocab) of hidden states (N, hidden).
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&self.lm_head.t()?)?)
+    }
+
     /// An empty cache for `batch` rows.
     pub fn new_cache(&self, batch: usize) -> KvCache {
         KvCache {
@@ -338,9 +349,10 @@ impl Decoder {
         }
     }
 
-    /// Logits for `input_ids` (B, T_new) that follow the tokens in `cache`, which then holds
-    /// them too. `attention_mask` marks the new tokens as real or padding, as in `forward`.
-    pub fn forward_cached(
+    /// Logits (B, vocab) after the last of `input_ids` (B, T_new), which follow the tokens
+    /// in `cache`; the cache then holds them too. `attention_mask` marks the new tokens as
+    /// real or padding, as in `forward`.
+    pub fn next_token_logits(
         &self,
         input_ids: &Tensor,
         attention_mask: Option<&[Vec<u8>]>,
@@ -360,7 +372,8 @@ impl Decoder {
         }
         let (positions, additive) = positions_and_mask(&cache.attention, start);
         let KvCache { layers, .. } = cache;
-        self.run(input_ids, positions, additive, Some(layers), None)
+        let hidden = self.run(input_ids, positions, additive, Some(layers), None)?;
+        self.logits(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)
     }
 
     fn run(
@@ -384,10 +397,7 @@ impl Decoder {
             let seed = dropout_seed.map(|s| s ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             x = layer.forward(&x, &rope, &mask, slot, seed)?;
         }
-        let x = self.norm.forward(&x)?;
-        let (_, _, h) = x.dims3()?;
-        let logits = x.reshape((b * t, h))?.matmul(&self.lm_head.t()?)?;
-        Ok(logits.reshape((b, t, self.config.vocab_size))?)
+        self.norm.forward(&x)
     }
 }
 

@@ -42,23 +42,31 @@ pub fn continuation_logliks(
         mask.push((0..t).map(|j| (j < row.len()) as u8).collect::<Vec<u8>>());
     }
     let ids = Tensor::from_vec(flat, (inputs.len(), t), device)?;
-    let log_probs = candle_nn::ops::log_softmax(
-        &model.forward(&ids, Some(&mask))?.to_dtype(DType::F32)?,
-        D::Minus1,
-    )?;
-    let best = log_probs.argmax(D::Minus1)?.to_vec2::<u32>()?;
-    let log_probs = log_probs.to_vec3::<f32>()?;
+    // Only the positions that predict a continuation token go through the head.
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (r, (c, x)) in requests.iter().enumerate() {
+        for (k, &token) in x.iter().enumerate() {
+            rows.push((r * t + c.len() - 1 + k) as u32);
+            targets.push(token);
+        }
+    }
+    let hidden = model.hidden_states(&ids, Some(&mask), None)?;
+    let h = hidden.dim(2)?;
+    let selected = hidden
+        .reshape((inputs.len() * t, h))?
+        .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
+    let logits = model.logits(&selected)?.to_dtype(DType::F32)?;
+    let nll = super::kernels::token_nll(&logits, &targets)?.to_vec1::<f32>()?;
+    let best = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let mut next = 0;
     Ok(requests
         .iter()
-        .enumerate()
-        .map(|(r, (c, x))| {
-            let mut ll = 0.0f64;
-            let mut greedy = true;
-            for (k, &token) in x.iter().enumerate() {
-                let p = c.len() - 1 + k;
-                ll += log_probs[r][p][token as usize] as f64;
-                greedy &= best[r][p] == token;
-            }
+        .map(|(_, x)| {
+            let mine = next..next + x.len();
+            next += x.len();
+            let ll = -mine.clone().map(|k| nll[k] as f64).sum::<f64>();
+            let greedy = mine.clone().all(|k| best[k] == targets[k]);
             (ll, greedy)
         })
         .collect())
@@ -119,19 +127,14 @@ pub fn greedy_batch(
         );
     }
     let mut cache = model.new_cache(b);
-    let mut logits = model.forward_cached(
+    let mut logits = model.next_token_logits(
         &Tensor::from_vec(flat, (b, t), device)?,
         Some(&mask),
         &mut cache,
     )?;
     let mut done = vec![false; b];
     for _ in 0..max_new {
-        let last = logits.dim(1)? - 1;
-        let next = logits
-            .narrow(1, last, 1)?
-            .squeeze(1)?
-            .argmax(D::Minus1)?
-            .to_vec1::<u32>()?;
+        let next = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for r in 0..b {
             if done[r] {
                 continue;
@@ -152,7 +155,7 @@ pub fn greedy_batch(
             .map(|r| if done[r] { pad } else { next[r] })
             .collect();
         let step_mask: Vec<Vec<u8>> = done.iter().map(|&d| vec![(!d) as u8]).collect();
-        logits = model.forward_cached(
+        logits = model.next_token_logits(
             &Tensor::from_vec(step_ids, (b, 1), device)?,
             Some(&step_mask),
             &mut cache,

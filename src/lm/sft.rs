@@ -3,7 +3,7 @@
 //! equals one big batch), clipping by the global gradient norm, and an AdamW step at the
 //! schedule's learning rate. Epochs, checkpoints and the chat template sit above this.
 
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, Var};
 
 use super::optim::{AdamW, AdamWParams};
 use super::schedule::{clip_grad_norm, WarmupCosine};
@@ -71,28 +71,30 @@ pub fn response_nll(
         ));
     }
     let flat: Vec<u32> = batch.ids.iter().flatten().copied().collect();
+    // Position p predicts token p + 1; only positions before a marked token need logits.
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (r, (ids, marks)) in batch.ids.iter().zip(&batch.loss).enumerate() {
+        for p in 0..t - 1 {
+            if marks[p + 1] != 0 {
+                rows.push((r * t + p) as u32);
+                targets.push(ids[p + 1]);
+            }
+        }
+    }
+    let count = rows.len();
+    if count == 0 {
+        return Ok((Tensor::zeros((), DType::F32, device)?, 0));
+    }
     let ids = Tensor::from_vec(flat, (b, t), device)?;
-    let logits = model.forward_train(&ids, Some(&batch.attention), dropout_seed)?;
-    let log_probs = candle_nn::ops::log_softmax(
-        &logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)?,
-        D::Minus1,
-    )?;
-    let targets = ids
-        .narrow(1, 1, t - 1)?
-        .contiguous()?
-        .unsqueeze(D::Minus1)?;
-    let nll = log_probs
-        .gather(&targets, D::Minus1)?
-        .squeeze(D::Minus1)?
-        .neg()?;
-    let weights: Vec<f32> = batch
-        .loss
-        .iter()
-        .flat_map(|row| row[1..].iter().map(|&m| m as f32))
-        .collect();
-    let count = weights.iter().filter(|&&w| w > 0.0).count();
-    let weights = Tensor::from_vec(weights, (b, t - 1), device)?;
-    Ok(((nll * weights)?.sum_all()?, count))
+    let hidden = model.hidden_states(&ids, Some(&batch.attention), dropout_seed)?;
+    let h = hidden.dim(2)?;
+    let selected = hidden
+        .reshape((b * t, h))?
+        .index_select(&Tensor::from_vec(rows, count, device)?, 0)?;
+    let logits = model.logits(&selected)?.to_dtype(DType::F32)?;
+    let nll = super::kernels::token_nll(&logits, &targets)?;
+    Ok((nll.sum_all()?, count))
 }
 
 /// Mean negative log-likelihood of the marked tokens (no dropout).
@@ -210,7 +212,7 @@ impl SftUpdater {
 mod tests {
     use super::*;
     use crate::lm::DecoderConfig;
-    use candle_core::Device;
+    use candle_core::{Device, D};
     use candle_nn::{VarBuilder, VarMap};
 
     /// A micro model learns to copy three symbols after a separator: the loss on the copied
