@@ -26,6 +26,7 @@ pub const TARGETS: [&str; 7] = [
 
 /// Rank, scaling, dropout and target modules of the adapters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoraConfig {
     pub rank: usize,
     pub alpha: f64,
