@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod experiment;
 pub mod irt;
 pub mod lm;
 pub mod session;

@@ -5,6 +5,10 @@
 
 pub mod difficulty_bin;
 pub mod difficulty_quantile;
+pub mod evaluate;
+mod experiment_source;
+pub mod fine_tune;
+pub mod generalization_matrix;
 pub mod irt_abilities;
 pub mod irt_fit;
 pub mod irt_prob;
@@ -14,6 +18,7 @@ pub mod kendall_tau;
 mod lazy;
 mod paired;
 pub mod read_responses;
+pub mod runs;
 pub mod spearman_corr;
 pub mod tiny_model;
 
@@ -43,6 +48,11 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
         irt_simulate::DOC,
         read_responses::DOC,
         tiny_model::DOC,
+        fine_tune::DOC,
+        evaluate::DOC,
+        generalization_matrix::DOC,
+        runs::DOC,
+        runs::ITEMS_DOC,
     ]
 }
 
@@ -68,6 +78,14 @@ pub fn register_all(ctx: &SessionContext) {
     );
     ctx.register_udtf(irt_simulate::DOC.name, Arc::new(irt_simulate::IrtSimulate));
     ctx.register_udtf(tiny_model::DOC.name, Arc::new(tiny_model::TinyModel));
+    ctx.register_udtf(fine_tune::DOC.name, Arc::new(fine_tune::FineTune));
+    ctx.register_udtf(evaluate::DOC.name, Arc::new(evaluate::Evaluate));
+    ctx.register_udtf(
+        generalization_matrix::DOC.name,
+        Arc::new(generalization_matrix::GeneralizationMatrix),
+    );
+    ctx.register_udtf(runs::DOC.name, Arc::new(runs::Runs));
+    ctx.register_udtf(runs::ITEMS_DOC.name, Arc::new(runs::RunItems));
 }
 
 /// The documentation section every crossdiff function is listed under.

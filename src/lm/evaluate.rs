@@ -84,6 +84,8 @@ pub struct Evaluator<'a> {
     /// Token budget of one scoring batch (rows x longest row).
     pub batch_tokens: usize,
     pub progress: bool,
+    /// Checked between batches: when set, the evaluation stops with `LmError::Cancelled`.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -94,6 +96,16 @@ impl<'a> Evaluator<'a> {
             add_special_tokens: true,
             batch_tokens: 8192,
             progress: false,
+            cancel: None,
+        }
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(c) if c.load(std::sync::atomic::Ordering::SeqCst) => {
+                Err(LmError::Cancelled("evaluation".into()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -159,6 +171,7 @@ impl<'a> Evaluator<'a> {
         let bar = self.bar(requests.len(), "multiple choice");
         let mut start = 0;
         while start < order.len() {
+            self.check_cancel()?;
             let longest = requests[order[start]].0.len() + requests[order[start]].1.len();
             let rows = (self.batch_tokens / longest.max(1)).max(1);
             let chunk = &order[start..(start + rows).min(order.len())];
@@ -215,6 +228,7 @@ impl<'a> Evaluator<'a> {
         let mut outputs: Vec<Vec<u32>> = vec![Vec::new(); items.len()];
         let bar = self.bar(items.len(), "generation");
         for chunk in order.chunks(options.batch_size.max(1)) {
+            self.check_cancel()?;
             let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
             let generated = greedy_batch(
                 self.model,

@@ -34,6 +34,9 @@ pub enum LmError {
     #[error("{0}")]
     Invalid(String),
 
+    #[error("stopped: {0}")]
+    Cancelled(String),
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

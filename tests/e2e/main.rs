@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod experiment;
 mod ingest;
 mod irt;
 mod lm;

@@ -1,0 +1,487 @@
+//! An evaluation as a run: a model answers items (multiple choice or generation, lm-eval
+//! conventions); the per-item outcomes are written to the run's `items.parquet`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Builder, ListArray, ListBuilder,
+    RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use super::store::{hash_model, now, ContentHash, RunRecord, RunStore};
+use super::{Cancel, ExperimentError, Result, VERSION};
+use crate::lm::answers::{AnswerFilter, ExactMatch, Take};
+use crate::lm::evaluate::{ChoiceItem, Evaluator, GenerationItem, GenerationOptions};
+use crate::lm::template::Message;
+use crate::lm::tokenizer::TextTokenizer;
+
+/// One item to evaluate. For multiple choice `answer` is the gold choice's 0-based index or
+/// its text; for generation, the reference answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalItem {
+    pub item_id: String,
+    pub prompt: String,
+    pub choices: Option<Vec<String>>,
+    pub answer: String,
+}
+
+/// Options of `evaluate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalOptions {
+    /// "multiple_choice" or "generate_until" (default: multiple choice when items have choices).
+    pub output_type: Option<String>,
+    /// Render prompts through the model's chat template (default: when it has one).
+    pub chat_template: Option<bool>,
+    /// Put between the prompt and each choice (lm-eval's target_delimiter).
+    pub target_delimiter: String,
+    pub stop: Vec<String>,
+    pub max_new_tokens: usize,
+    /// Answer filter: "none" (the whole output), "gsm8k_strict", "gsm8k_flexible",
+    /// "first_letter", or a regex (its first group, or the whole match).
+    pub filter: String,
+    /// Which regex match the filter keeps: "first" or "last".
+    pub take: String,
+    /// "plain" or "gsm8k" (strip `,`, `$`, up to `#### `, a trailing `.`; ignore case).
+    pub exact_match: String,
+    pub ignore_case: bool,
+    pub ignore_punctuation: bool,
+    pub regexes_to_ignore: Vec<String>,
+    pub batch_size: usize,
+    pub run_store: Option<String>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            output_type: None,
+            chat_template: None,
+            target_delimiter: " ".into(),
+            stop: Vec::new(),
+            max_new_tokens: 256,
+            filter: "none".into(),
+            take: "first".into(),
+            exact_match: "plain".into(),
+            ignore_case: false,
+            ignore_punctuation: false,
+            regexes_to_ignore: Vec::new(),
+            batch_size: 16,
+            run_store: None,
+        }
+    }
+}
+
+impl EvalOptions {
+    pub fn from_json(value: &serde_json::Value) -> Result<Self> {
+        let options: Self = serde_json::from_value(value.clone())
+            .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
+        options.generation()?;
+        if let Some(t) = &options.output_type {
+            if t != "multiple_choice" && t != "generate_until" {
+                return Err(ExperimentError::Input(format!(
+                    "option `output_type` must be 'multiple_choice' or 'generate_until', got '{t}'"
+                )));
+            }
+        }
+        Ok(options)
+    }
+
+    fn generation(&self) -> Result<GenerationOptions> {
+        let take = match self.take.as_str() {
+            "first" => Take::First,
+            "last" => Take::Last,
+            other => {
+                return Err(ExperimentError::Input(format!(
+                    "option `take` must be 'first' or 'last', got '{other}'"
+                )))
+            }
+        };
+        let filter = match self.filter.as_str() {
+            "none" => AnswerFilter::new(r"(?s)\A(.*)\z", Take::First)?,
+            "gsm8k_strict" => AnswerFilter::gsm8k_strict(),
+            "gsm8k_flexible" => AnswerFilter::gsm8k_flexible(),
+            "first_letter" => AnswerFilter::first_letter(),
+            pattern => AnswerFilter::new(pattern, take)?,
+        };
+        let mut matcher = match self.exact_match.as_str() {
+            "plain" => ExactMatch::default(),
+            "gsm8k" => ExactMatch::gsm8k(),
+            other => {
+                return Err(ExperimentError::Input(format!(
+                    "option `exact_match` must be 'plain' or 'gsm8k', got '{other}'"
+                )))
+            }
+        };
+        matcher.ignore_case |= self.ignore_case;
+        matcher.ignore_punctuation |= self.ignore_punctuation;
+        for r in &self.regexes_to_ignore {
+            matcher
+                .regexes_to_ignore
+                .push(regex::Regex::new(r).map_err(|e| {
+                    ExperimentError::Input(format!("option `regexes_to_ignore`: {r:?}: {e}"))
+                })?);
+        }
+        Ok(GenerationOptions {
+            max_new_tokens: self.max_new_tokens,
+            stop: self.stop.clone(),
+            filter,
+            matcher,
+            batch_size: self.batch_size.max(1),
+        })
+    }
+
+    /// The options that decide the result (the store's location does not).
+    fn identity(&self) -> String {
+        let mut copy = self.clone();
+        copy.run_store = None;
+        serde_json::to_string(&copy).unwrap_or_default()
+    }
+}
+
+/// One item's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemOutcome {
+    pub item_id: String,
+    /// The chosen choice's text (multiple choice) or the filtered answer (generation).
+    pub prediction: String,
+    pub correct: bool,
+    /// Multiple choice: correctness under acc_norm.
+    pub correct_norm: Option<bool>,
+    pub log_likelihoods: Option<Vec<f64>>,
+    /// Generation: the raw output, cut at the first stop string.
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluationResult {
+    pub run_id: String,
+    pub reused: bool,
+    pub items: Vec<ItemOutcome>,
+}
+
+impl EvaluationResult {
+    pub fn accuracy(&self) -> f64 {
+        let right = self.items.iter().filter(|o| o.correct).count();
+        right as f64 / self.items.len().max(1) as f64
+    }
+}
+
+/// The schema of a run's `items.parquet` (and of `evaluate`'s output, with `run_id`).
+pub fn items_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("item_id", DataType::Utf8, false),
+        Field::new("prediction", DataType::Utf8, false),
+        Field::new("correct", DataType::Boolean, false),
+        Field::new("correct_norm", DataType::Boolean, true),
+        Field::new(
+            "log_likelihoods",
+            DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
+            true,
+        ),
+        Field::new("output", DataType::Utf8, true),
+    ]))
+}
+
+pub fn outcomes_to_batch(items: &[ItemOutcome]) -> Result<RecordBatch> {
+    let mut lls = ListBuilder::new(Float64Builder::new());
+    let mut norm = BooleanBuilder::new();
+    for o in items {
+        match &o.log_likelihoods {
+            Some(v) => {
+                lls.values().append_slice(v);
+                lls.append(true);
+            }
+            None => lls.append(false),
+        }
+        norm.append_option(o.correct_norm);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            items.iter().map(|o| o.item_id.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            items.iter().map(|o| o.prediction.as_str()),
+        )),
+        Arc::new(BooleanArray::from(
+            items.iter().map(|o| o.correct).collect::<Vec<_>>(),
+        )),
+        Arc::new(norm.finish()),
+        Arc::new(lls.finish()),
+        Arc::new(StringArray::from(
+            items.iter().map(|o| o.output.clone()).collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(items_schema(), columns)
+        .map_err(|e| ExperimentError::Input(format!("evaluation output: {e}")))
+}
+
+fn batch_to_outcomes(batch: &RecordBatch) -> Result<Vec<ItemOutcome>> {
+    let bad = || ExperimentError::Input("a stored evaluation has an unexpected schema".into());
+    let text = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(bad)
+    };
+    let flag = |i: usize| {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(bad)
+    };
+    let (ids, preds, correct, norm, outputs) = (text(0)?, text(1)?, flag(2)?, flag(3)?, text(5)?);
+    let lls = batch
+        .column(4)
+        .as_any()
+        .downcast_ref::<ListArray>()
+        .ok_or_else(bad)?;
+    Ok((0..batch.num_rows())
+        .map(|r| ItemOutcome {
+            item_id: ids.value(r).to_string(),
+            prediction: preds.value(r).to_string(),
+            correct: correct.value(r),
+            correct_norm: norm.is_valid(r).then(|| norm.value(r)),
+            log_likelihoods: lls.is_valid(r).then(|| {
+                let v = lls.value(r);
+                let f = v
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                    .expect("list of f64");
+                f.values().to_vec()
+            }),
+            output: outputs.is_valid(r).then(|| outputs.value(r).to_string()),
+        })
+        .collect())
+}
+
+/// The record batches of a run's `items.parquet`.
+pub fn read_items_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path).map_err(|e| ExperimentError::io(path, e))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| ExperimentError::io(path, e))?;
+    reader
+        .map(|b| b.map_err(|e| ExperimentError::io(path, e)))
+        .collect()
+}
+
+fn read_items(path: &Path) -> Result<Vec<ItemOutcome>> {
+    let mut out = Vec::new();
+    for batch in read_items_batches(path)? {
+        out.extend(batch_to_outcomes(&batch)?);
+    }
+    Ok(out)
+}
+
+/// The gold index of a multiple-choice item.
+fn gold_index(item: &EvalItem, choices: &[String]) -> Result<usize> {
+    let answer = item.answer.trim();
+    if let Ok(k) = answer.parse::<usize>() {
+        if k < choices.len() {
+            return Ok(k);
+        }
+    }
+    choices
+        .iter()
+        .position(|c| c.trim() == answer)
+        .ok_or_else(|| {
+            ExperimentError::Input(format!(
+                "item {}: answer {:?} is neither a choice index below {} nor one of the choices",
+                item.item_id,
+                item.answer,
+                choices.len()
+            ))
+        })
+}
+
+/// The run id of evaluating `model` on `items` with `options`.
+pub fn evaluation_id(model: &Path, items: &[EvalItem], options: &EvalOptions) -> Result<String> {
+    let mut h = ContentHash::new();
+    h.field("evaluate").field(VERSION);
+    hash_model(model, &mut h)?;
+    h.field(&options.identity());
+    for item in items {
+        h.field(&item.item_id)
+            .field(&item.prompt)
+            .field(&item.answer);
+        for c in item.choices.iter().flatten() {
+            h.field(c);
+        }
+        h.field("|");
+    }
+    Ok(format!("ev-{}", &h.hex()[..24]))
+}
+
+/// Evaluates `model` on `items` (or returns the finished run that already did).
+pub fn run_evaluation(
+    store: &RunStore,
+    model: &Path,
+    items: &[EvalItem],
+    options: &EvalOptions,
+    cancel: &Cancel,
+    progress: bool,
+) -> Result<EvaluationResult> {
+    if items.is_empty() {
+        return Err(ExperimentError::Input("the eval source has no rows".into()));
+    }
+    let id = evaluation_id(model, items, options)?;
+    let dir = store.run_dir(&id);
+    let items_path = dir.join("items.parquet");
+    let done = |r: &Option<RunRecord>| {
+        r.as_ref().is_some_and(|r| r.status == "done") && items_path.exists()
+    };
+    if done(&store.record(&id)?) {
+        return Ok(EvaluationResult {
+            run_id: id,
+            reused: true,
+            items: read_items(&items_path)?,
+        });
+    }
+    let _lock = store.lock(&id)?;
+    if done(&store.record(&id)?) {
+        return Ok(EvaluationResult {
+            run_id: id,
+            reused: true,
+            items: read_items(&items_path)?,
+        });
+    }
+    let started = std::time::Instant::now();
+    let created = now();
+    let mut record = RunRecord {
+        id: id.clone(),
+        kind: "evaluate".into(),
+        model: model.display().to_string(),
+        options: serde_json::to_value(options).unwrap_or_default(),
+        status: "running".into(),
+        created,
+        updated: created,
+        seconds: 0.0,
+        rows: items.len(),
+        summary: serde_json::json!({}),
+        crossdiff_version: VERSION.into(),
+    };
+    store.write_record(&record)?;
+
+    let tokenizer = TextTokenizer::load(model)?;
+    let chat = options
+        .chat_template
+        .unwrap_or_else(|| tokenizer.has_chat_template());
+    let render = |prompt: &str| -> Result<String> {
+        if chat {
+            Ok(tokenizer
+                .chat_template()?
+                .render(&[Message::user(prompt)], true, &[])?)
+        } else {
+            Ok(prompt.to_string())
+        }
+    };
+    let device = crate::lm::device::select();
+    let dtype = crate::lm::device::inference_dtype(&device);
+    let (decoder, _) = crate::lm::files::load(model, dtype, &device)?;
+    let mut evaluator = Evaluator::new(&decoder, &tokenizer);
+    evaluator.add_special_tokens = !chat;
+    evaluator.progress = progress;
+    evaluator.cancel = Some(cancel.0.clone());
+    let multiple_choice = match options.output_type.as_deref() {
+        Some("multiple_choice") => true,
+        Some(_) => false,
+        None => items
+            .iter()
+            .all(|i| i.choices.as_ref().is_some_and(|c| !c.is_empty())),
+    };
+    let outcomes: Vec<ItemOutcome> = if multiple_choice {
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            let choices = item
+                .choices
+                .clone()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    ExperimentError::Input(format!(
+                        "item {}: multiple choice needs a non-empty `choices` list",
+                        item.item_id
+                    ))
+                })?;
+            let gold = gold_index(item, &choices)?;
+            requests.push(ChoiceItem {
+                id: item.item_id.clone(),
+                context: render(&item.prompt)?,
+                choices: choices
+                    .iter()
+                    .map(|c| format!("{}{c}", options.target_delimiter))
+                    .collect(),
+                gold,
+            });
+        }
+        let results = evaluator.multiple_choice(&requests).map_err(cancelled)?;
+        results
+            .into_iter()
+            .zip(items)
+            .map(|(r, item)| {
+                let choices = item.choices.as_ref().expect("checked above");
+                ItemOutcome {
+                    item_id: r.id,
+                    prediction: choices[r.prediction].clone(),
+                    correct: r.acc,
+                    correct_norm: Some(r.acc_norm),
+                    log_likelihoods: Some(r.log_likelihoods),
+                    output: None,
+                }
+            })
+            .collect()
+    } else {
+        let requests: Vec<GenerationItem> = items
+            .iter()
+            .map(|item| {
+                Ok(GenerationItem {
+                    id: item.item_id.clone(),
+                    prompt: render(&item.prompt)?,
+                    reference: item.answer.clone(),
+                })
+            })
+            .collect::<Result<_>>()?;
+        let results = evaluator
+            .generate(&requests, &options.generation()?)
+            .map_err(cancelled)?;
+        results
+            .into_iter()
+            .map(|r| ItemOutcome {
+                item_id: r.id,
+                prediction: r.prediction,
+                correct: r.correct,
+                correct_norm: None,
+                log_likelihoods: None,
+                output: Some(r.output),
+            })
+            .collect()
+    };
+    crate::data::files::write_parquet(&items_path, &[outcomes_to_batch(&outcomes)?])
+        .map_err(|e| ExperimentError::io(&items_path, e))?;
+    let result = EvaluationResult {
+        run_id: id,
+        reused: false,
+        items: outcomes,
+    };
+    record.status = "done".into();
+    record.updated = now();
+    record.seconds = started.elapsed().as_secs_f64();
+    record.summary = serde_json::json!({
+        "accuracy": result.accuracy(),
+        "output_type": if multiple_choice { "multiple_choice" } else { "generate_until" },
+        "chat_template": chat,
+    });
+    store.write_record(&record)?;
+    Ok(result)
+}
+
+fn cancelled(e: crate::lm::LmError) -> ExperimentError {
+    match e {
+        crate::lm::LmError::Cancelled(what) => ExperimentError::Cancelled(what),
+        other => ExperimentError::Lm(other),
+    }
+}

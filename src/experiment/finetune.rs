@@ -1,0 +1,203 @@
+//! A fine-tune as a run: cached by the hash of base model, rows and options; resumed from its
+//! checkpoint when an earlier attempt was stopped.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::store::{hash_model, now, ContentHash, RunRecord, RunStore};
+use super::{Cancel, ExperimentError, Result, VERSION};
+use crate::lm::tokenizer::TextTokenizer;
+use crate::lm::train::{encode_examples, fine_tune, Control, SftOptions};
+
+/// Options of `fine_tune`: the trainer's, plus whether to use the chat template and where the
+/// run store is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FineTuneOptions {
+    pub sft: SftOptions,
+    /// Render pairs through the model's chat template (default: when it has one).
+    pub chat_template: Option<bool>,
+    pub run_store: Option<String>,
+}
+
+impl FineTuneOptions {
+    /// From a JSON object; unknown keys are an error naming them.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self> {
+        let serde_json::Value::Object(map) = value else {
+            return Err(ExperimentError::Input(format!(
+                "options must be a JSON object, got {value}"
+            )));
+        };
+        let mut map = map.clone();
+        let chat_template = match map.remove("chat_template") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Bool(b)) => Some(b),
+            Some(other) => {
+                return Err(ExperimentError::Input(format!(
+                    "option `chat_template` must be true or false, got {other}"
+                )))
+            }
+        };
+        let run_store = match map.remove("run_store") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(other) => {
+                return Err(ExperimentError::Input(format!(
+                    "option `run_store` must be a folder path, got {other}"
+                )))
+            }
+        };
+        let sft: SftOptions = serde_json::from_value(serde_json::Value::Object(map))
+            .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
+        sft.validate()?;
+        Ok(Self {
+            sft,
+            chat_template,
+            run_store,
+        })
+    }
+}
+
+/// What `fine_tune` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FineTuneResult {
+    pub run_id: String,
+    pub model_path: PathBuf,
+    pub steps: usize,
+    pub epochs: usize,
+    pub final_loss: f64,
+    pub seconds: f64,
+    /// True when a finished run was found and nothing was trained.
+    pub reused: bool,
+}
+
+/// The run id of fine-tuning `base` on `pairs` with `options`.
+pub fn fine_tune_id(
+    base: &Path,
+    pairs: &[(String, String)],
+    options: &FineTuneOptions,
+    chat: bool,
+) -> Result<String> {
+    let mut h = ContentHash::new();
+    h.field("fine_tune").field(VERSION);
+    hash_model(base, &mut h)?;
+    h.field(&serde_json::to_string(&options.sft).unwrap_or_default())
+        .field(if chat { "chat" } else { "plain" });
+    for (p, r) in pairs {
+        h.field(p).field(r);
+    }
+    Ok(format!("ft-{}", &h.hex()[..24]))
+}
+
+/// Fine-tunes `base` on `pairs` (or returns the finished run that already did).
+pub fn run_fine_tune(
+    store: &RunStore,
+    base: &Path,
+    pairs: &[(String, String)],
+    options: &FineTuneOptions,
+    cancel: &Cancel,
+    progress: bool,
+) -> Result<FineTuneResult> {
+    if pairs.is_empty() {
+        return Err(ExperimentError::Input(
+            "the train source has no rows".into(),
+        ));
+    }
+    let tokenizer = TextTokenizer::load(base)?;
+    let chat = options
+        .chat_template
+        .unwrap_or_else(|| tokenizer.has_chat_template());
+    let id = fine_tune_id(base, pairs, options, chat)?;
+    let dir = store.run_dir(&id);
+    let model_path = dir.join("model");
+    let finished = |record: &RunRecord| -> FineTuneResult {
+        let get = |k: &str| {
+            record
+                .summary
+                .get(k)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN)
+        };
+        FineTuneResult {
+            run_id: id.clone(),
+            model_path: model_path.clone(),
+            steps: get("steps") as usize,
+            epochs: get("epochs") as usize,
+            final_loss: get("final_loss"),
+            seconds: record.seconds,
+            reused: true,
+        }
+    };
+    if let Some(record) = store.record(&id)? {
+        if record.status == "done" && model_path.join("config.json").exists() {
+            return Ok(finished(&record));
+        }
+    }
+    let _lock = store.lock(&id)?;
+    // Another process may have finished it while we waited for nothing: look again.
+    let earlier = store.record(&id)?;
+    if let Some(record) = &earlier {
+        if record.status == "done" && model_path.join("config.json").exists() {
+            return Ok(finished(record));
+        }
+    }
+    let mut record = RunRecord {
+        id: id.clone(),
+        kind: "fine_tune".into(),
+        model: base.display().to_string(),
+        options: serde_json::json!({"train": options.sft, "chat_template": chat}),
+        status: "running".into(),
+        created: earlier.as_ref().map_or_else(now, |r| r.created),
+        updated: now(),
+        seconds: earlier.as_ref().map_or(0.0, |r| r.seconds),
+        rows: pairs.len(),
+        summary: serde_json::json!({}),
+        crossdiff_version: VERSION.into(),
+    };
+    store.write_record(&record)?;
+    let examples = encode_examples(&tokenizer, pairs, chat)?;
+    let control = Control {
+        cancel: Some(cancel.0.clone()),
+        stop_after_steps: None,
+        progress,
+    };
+    let device = crate::lm::device::select();
+    let report = fine_tune(
+        base,
+        &examples,
+        &options.sft,
+        &model_path,
+        &device,
+        &control,
+    )?;
+    record.updated = now();
+    record.seconds = report.seconds;
+    record.summary = serde_json::json!({
+        "steps": report.steps,
+        "total_steps": report.total_steps,
+        "epochs": report.epochs,
+        "final_loss": report.final_loss,
+        "tokens": report.tokens,
+        "trainable_parameters": report.trainable_parameters,
+        "losses": report.losses,
+    });
+    if !report.completed {
+        record.status = "interrupted".into();
+        store.write_record(&record)?;
+        return Err(ExperimentError::Cancelled(format!(
+            "fine-tune {id} after step {} of {}; the same query resumes it",
+            report.steps, report.total_steps
+        )));
+    }
+    record.status = "done".into();
+    store.write_record(&record)?;
+    Ok(FineTuneResult {
+        run_id: id,
+        model_path,
+        steps: report.steps,
+        epochs: report.epochs,
+        final_loss: report.final_loss,
+        seconds: report.seconds,
+        reused: false,
+    })
+}

@@ -1,0 +1,72 @@
+//! Experiments as cached, resumable runs: a fine-tune of a base model on prompt/response rows,
+//! an evaluation of a model on items, and the generalization matrix that chains them (one
+//! zero-shot evaluation, one fine-tune per training bin, one evaluation per fine-tune). Each run
+//! is a self-contained job identified by the hash of its inputs, kept in a [`store::RunStore`].
+
+pub mod evaluation;
+pub mod finetune;
+pub mod matrix;
+pub mod store;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use store::{RunRecord, RunStore};
+
+#[derive(Debug, Error)]
+pub enum ExperimentError {
+    #[error("{0}")]
+    Input(String),
+
+    #[error("{0}")]
+    Busy(String),
+
+    #[error("stopped: {0}")]
+    Cancelled(String),
+
+    #[error("{place}: {message}")]
+    Io { place: String, message: String },
+
+    #[error(transparent)]
+    Lm(#[from] crate::lm::LmError),
+}
+
+impl ExperimentError {
+    pub fn io(path: &Path, e: impl std::fmt::Display) -> Self {
+        Self::Io {
+            place: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
+
+/// A flag that stops work between steps (set by a dropped query or Ctrl-C).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(pub Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+
+    /// An error if the flag is set.
+    pub fn check(&self, what: &str) -> Result<()> {
+        if self.is_set() {
+            Err(ExperimentError::Cancelled(what.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The crossdiff version, part of every run's hash.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,302 @@
+//! Experiments from SQL on a tiny model: fine_tune, evaluate, generalization_matrix, the run
+//! store (reuse, counts), EXPLAIN without work, and interruption then resume.
+
+use super::common::{column_text, sql, sql_err, table};
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use crossdiff::experiment::evaluation::EvalItem;
+use crossdiff::experiment::matrix::{generalization_matrix, MatrixOptions, TaskItem};
+use crossdiff::experiment::{Cancel, RunStore};
+use crossdiff::lm::tiny::{create_tiny_model, TinySpec};
+
+const LETTERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+/// Copy tasks of 1, 2 and 3 letters: bin = length - 1.
+fn task_rows() -> Vec<(String, String, usize)> {
+    let mut rows = Vec::new();
+    for len in 1..=3usize {
+        for k in 0..8usize {
+            let s: Vec<&str> = (0..len).map(|i| LETTERS[(k * (i + 2) + i) % 6]).collect();
+            rows.push((format!("len{len}-{k}"), s.join(" "), len - 1));
+        }
+    }
+    rows
+}
+
+fn tiny(dir: &Path) {
+    let texts: Vec<String> = task_rows()
+        .iter()
+        .map(|(_, s, _)| format!("Repeat: {s}\n{s}"))
+        .collect();
+    let spec = TinySpec {
+        vocab_size: 280,
+        hidden_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        intermediate_size: 128,
+        max_position_embeddings: 128,
+        seed: 3,
+    };
+    create_tiny_model(dir, &texts, &spec).unwrap();
+}
+
+fn task_table(ctx_rows: &[(String, String, usize)]) -> String {
+    let values: Vec<String> = ctx_rows
+        .iter()
+        .map(|(id, s, bin)| format!("('{id}', 'Repeat: {s}', '{s}', '{s}', {bin})"))
+        .collect();
+    format!(
+        "CREATE TABLE task(item_id VARCHAR, prompt VARCHAR, response VARCHAR, answer VARCHAR, bin BIGINT) AS VALUES {}",
+        values.join(", ")
+    )
+}
+
+const OPTIONS: &str = r#"{"n_bins": 3, "train": {"epochs": 40, "learning_rate": 0.003, "batch_size": 8, "gradient_accumulation": 1, "max_seq_len": 64, "weight_decay": 0.0, "max_grad_norm": 1.0}, "evaluate": {"output_type": "generate_until", "stop": ["\n"], "max_new_tokens": 8}, "run_store": "STORE"}"#;
+
+#[tokio::test]
+async fn generalization_matrix_runs_caches_and_explains_without_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let store = tmp.path().join("runs");
+    let options = OPTIONS.replace("STORE", &store.display().to_string());
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&task_rows())).await;
+    let call = format!(
+        "generalization_matrix('task', '{}', '{}')",
+        model.display(),
+        options
+    );
+
+    // Planning and EXPLAIN do no work.
+    let plan = sql(&ctx, &format!("EXPLAIN SELECT * FROM {call}")).await;
+    assert!(!table(&plan).is_empty());
+    assert!(!store.exists() || std::fs::read_dir(&store).unwrap().next().is_none());
+
+    let started = std::time::Instant::now();
+    let q = format!(
+        "SELECT train_bin, eval_bin, n_items, accuracy, zero_shot_accuracy, delta, evaluated_on \
+         FROM {call} ORDER BY train_bin, eval_bin"
+    );
+    let first = sql(&ctx, &q).await;
+    let first_seconds = started.elapsed().as_secs_f64();
+    let text = table(&first);
+    eprintln!("{text}\nfirst run {first_seconds:.1} s");
+    assert_eq!(
+        first.iter().map(|b| b.num_rows()).sum::<usize>(),
+        9,
+        "{text}"
+    );
+    assert!(
+        text.contains("all items (training items included"),
+        "{text}"
+    );
+    let counts = format!(
+        "SELECT kind, count(*) AS n FROM runs('{}') WHERE status = 'done' GROUP BY kind ORDER BY kind",
+        store.display()
+    );
+    let runs = sql(&ctx, &counts).await;
+    assert_eq!(column_text(&runs, 0), vec!["evaluate", "fine_tune"]);
+    assert_eq!(
+        column_text(&runs, 1),
+        vec!["4", "3"],
+        "1 zero-shot + 3 tuned evaluations, 3 fine-tunes"
+    );
+    // Training on a bin helps on that bin: the diagonal beats zero-shot somewhere.
+    let gains = sql(
+        &ctx,
+        &format!("SELECT max(delta) FROM {call} WHERE train_bin = eval_bin"),
+    )
+    .await;
+    let best: f64 = column_text(&gains, 0)[0].parse().unwrap();
+    assert!(best > 0.0, "no diagonal gain: {text}");
+
+    // A re-run reuses every run: same result, nothing new or updated in the store.
+    let before = sql(
+        &ctx,
+        &format!(
+            "SELECT id, updated FROM runs('{}') ORDER BY id",
+            store.display()
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let again = sql(&ctx, &q).await;
+    eprintln!("cached re-run {:.2} s", started.elapsed().as_secs_f64());
+    assert_eq!(table(&again), text);
+    let after = sql(
+        &ctx,
+        &format!(
+            "SELECT id, updated FROM runs('{}') ORDER BY id",
+            store.display()
+        ),
+    )
+    .await;
+    assert_eq!(table(&before), table(&after));
+
+    // Per-item outcomes of the zero-shot evaluation, through run_items.
+    let zero = sql(
+        &ctx,
+        &format!(
+            "SELECT id FROM runs('{}') WHERE kind = 'evaluate' AND model = '{}'",
+            store.display(),
+            model.display()
+        ),
+    )
+    .await;
+    let id = column_text(&zero, 0)[0].clone();
+    let items = sql(
+        &ctx,
+        &format!(
+            "SELECT count(*) FROM run_items('{id}', '{}')",
+            store.display()
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&items, 0), vec!["24"]);
+
+    // Bad input is named.
+    let err = sql_err(
+        &ctx,
+        &format!(
+            "SELECT * FROM generalization_matrix('task', '{}', '{{\"bins\": 3}}')",
+            model.display()
+        ),
+    )
+    .await;
+    assert!(err.contains("unknown field `bins`"), "{err}");
+    let err = sql_err(&ctx, &format!("SELECT * FROM generalization_matrix('SELECT item_id, prompt, answer, bin FROM task', '{}', '{}')", model.display(), options)).await;
+    assert!(err.contains("no `response` column"), "{err}");
+}
+
+#[tokio::test]
+async fn fine_tune_and_evaluate_from_sql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let store = tmp.path().join("runs");
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&task_rows())).await;
+    let tuned = sql(
+        &ctx,
+        &format!(
+            "SELECT run_id, model_path, steps, reused FROM fine_tune('{}', 'SELECT prompt, response FROM task WHERE bin = 2', \
+             '{{\"epochs\": 2, \"batch_size\": 4, \"gradient_accumulation\": 1, \"learning_rate\": 0.001, \"run_store\": \"{}\"}}')",
+            model.display(),
+            store.display()
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&tuned, 2), vec!["4"]);
+    assert_eq!(column_text(&tuned, 3), vec!["false"]);
+    let path = column_text(&tuned, 1)[0].clone();
+    assert!(Path::new(&path).join("model.safetensors").exists());
+    // Multiple choice: the answer is one of the choices.
+    sql(&ctx, "CREATE TABLE mc(item_id VARCHAR, prompt VARCHAR, choices VARCHAR[], answer VARCHAR) AS VALUES \
+        ('q1', 'Repeat: a', ['a', 'b', 'c'], 'a'), ('q2', 'Repeat: c', ['a', 'b', 'c'], '2')").await;
+    let out = sql(
+        &ctx,
+        &format!(
+            "SELECT item_id, prediction, correct, array_length(log_likelihoods) FROM evaluate('{path}', 'mc', '{{\"run_store\": \"{}\"}}') ORDER BY item_id",
+            store.display()
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&out, 0), vec!["q1", "q2"]);
+    assert_eq!(column_text(&out, 3), vec!["3", "3"]);
+    let err = sql_err(&ctx, &format!("SELECT * FROM evaluate('{path}', 'SELECT item_id, prompt, choices, ''z'' AS answer FROM mc', '{{\"run_store\": \"{}\"}}')", store.display())).await;
+    assert!(
+        err.contains("item q1") && err.contains("neither a choice index"),
+        "{err}"
+    );
+    let err = sql_err(
+        &ctx,
+        &format!("SELECT * FROM evaluate('{path}', 'mc', '{{\"filter\": \"(\"}}')"),
+    )
+    .await;
+    assert!(err.contains("answer filter"), "{err}");
+}
+
+fn items() -> Vec<TaskItem> {
+    task_rows()
+        .into_iter()
+        .map(|(id, s, bin)| TaskItem {
+            item: EvalItem {
+                item_id: id,
+                prompt: format!("Repeat: {s}"),
+                choices: None,
+                answer: s.clone(),
+            },
+            response: s,
+            bin,
+        })
+        .collect()
+}
+
+/// A matrix stopped after its first fine-tune finished resumes to the result of a run never
+/// stopped.
+#[test]
+fn interrupted_matrix_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let options: MatrixOptions = MatrixOptions::from_json(
+        &serde_json::from_str(&OPTIONS.replace("STORE", "unused")).unwrap(),
+    )
+    .unwrap();
+    let straight_store = RunStore::locate(Some(tmp.path().join("a").to_str().unwrap()));
+    let straight = generalization_matrix(
+        &straight_store,
+        &model,
+        &items(),
+        &options,
+        &Cancel::default(),
+        false,
+    )
+    .unwrap();
+
+    let store = RunStore::locate(Some(tmp.path().join("b").to_str().unwrap()));
+    let cancel = Cancel::default();
+    let watcher = {
+        let (store, cancel) = (store.clone(), cancel.clone());
+        std::thread::spawn(move || loop {
+            let done = store
+                .list()
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r.kind == "fine_tune" && r.status == "done");
+            if done || cancel.is_set() {
+                cancel.0.store(true, Ordering::SeqCst);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        })
+    };
+    let stopped = generalization_matrix(&store, &model, &items(), &options, &cancel, false);
+    watcher.join().unwrap();
+    let err = stopped.unwrap_err().to_string();
+    assert!(err.contains("stopped"), "{err}");
+    let resumed = generalization_matrix(
+        &store,
+        &model,
+        &items(),
+        &options,
+        &Cancel::default(),
+        false,
+    )
+    .unwrap();
+    assert!(
+        resumed.fine_tunes_run < 3,
+        "the finished fine-tune was reused"
+    );
+    let cells = |m: &crossdiff::experiment::matrix::MatrixResult| -> Vec<(usize, usize, f64, f64)> {
+        m.cells
+            .iter()
+            .map(|c| (c.train_bin, c.eval_bin, c.accuracy, c.zero_shot_accuracy))
+            .collect()
+    };
+    assert_eq!(cells(&straight), cells(&resumed));
+}

@@ -1,0 +1,187 @@
+//! `generalization_matrix(task_source, base_model [, options])`: the paper's matrix.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+
+use super::evaluate::eval_items;
+use super::experiment_source::{
+    lazy_table, read_source, required_text, run_blocking, ExperimentCall,
+};
+use super::TableFunctionDoc;
+use crate::experiment::matrix::{generalization_matrix, MatrixOptions, TaskItem};
+use crate::experiment::{Cancel, RunStore};
+
+pub const DOC: TableFunctionDoc = TableFunctionDoc {
+    name: "generalization_matrix",
+    syntax: "generalization_matrix(task_source, base_model [, options])",
+    description: "The paper's experiment: evaluates base_model zero-shot on the task's items once, fine-tunes a \
+fresh copy of it on each difficulty bin's items, evaluates every fine-tune on every bin, and returns one row \
+per (train_bin, eval_bin): n_items, accuracy, zero_shot_accuracy, delta = accuracy - zero_shot_accuracy, \
+evaluated_on, train_run, eval_run. task_source (a table name or a query) has item_id, prompt, response (the \
+training target), answer, optional choices, and either a `bin` column (0-based) or a `difficulty` column that is \
+cut into n_bins equal-size bins (ties broken by item_id). Every fine-tune and evaluation is a cached run: a \
+re-run reuses them and an interrupted one resumes. options (JSON): n_bins (10), train_bins (default: all), \
+held_out (share of each bin kept out of training and used for evaluation; default 0: evaluate on all items, \
+training items included, as the paper's code does), seed (42), train (fine_tune's options), evaluate \
+(evaluate's options), run_store.",
+    example: "SELECT * FROM generalization_matrix('SELECT * FROM task', 'models/tiny', '{\"n_bins\": 3, \"train\": {\"epochs\": 2}}');",
+};
+
+#[derive(Debug, Default)]
+pub struct GeneralizationMatrix;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("train_bin", DataType::Int64, false),
+        Field::new("eval_bin", DataType::Int64, false),
+        Field::new("n_items", DataType::UInt64, false),
+        Field::new("accuracy", DataType::Float64, false),
+        Field::new("zero_shot_accuracy", DataType::Float64, false),
+        Field::new("delta", DataType::Float64, false),
+        Field::new("evaluated_on", DataType::Utf8, false),
+        Field::new("train_run", DataType::Utf8, false),
+        Field::new("eval_run", DataType::Utf8, false),
+    ]))
+}
+
+/// Bins from a `bin` column, or equal-size bins of a `difficulty` column.
+fn bins(batches: &[RecordBatch], ids: &[String], n_bins: usize) -> Result<Vec<usize>> {
+    let column = |name: &str, t: &DataType| -> Result<Option<Vec<Option<f64>>>> {
+        let mut out = Vec::new();
+        for batch in batches {
+            let Ok(i) = batch.schema().index_of(name) else {
+                return Ok(None);
+            };
+            let a = cast(batch.column(i), t)?;
+            let f = cast(&a, &DataType::Float64)?;
+            let f = f.as_any().downcast_ref::<Float64Array>().expect("f64");
+            out.extend((0..f.len()).map(|r| f.is_valid(r).then(|| f.value(r))));
+        }
+        Ok(Some(out))
+    };
+    let null_at = |v: &[Option<f64>], name: &str| -> Result<()> {
+        match v.iter().position(Option::is_none) {
+            Some(r) => Err(DataFusionError::Execution(format!(
+                "generalization_matrix: `{name}` is NULL in row {} (item {})",
+                r + 1,
+                ids[r]
+            ))),
+            None => Ok(()),
+        }
+    };
+    if let Some(b) = column("bin", &DataType::Int64)? {
+        null_at(&b, "bin")?;
+        return b
+            .iter()
+            .zip(ids)
+            .map(|(v, id)| {
+                let v = v.expect("checked");
+                if v < 0.0 {
+                    Err(DataFusionError::Execution(format!(
+                        "generalization_matrix: bin {v} of item {id} is negative"
+                    )))
+                } else {
+                    Ok(v as usize)
+                }
+            })
+            .collect();
+    }
+    let Some(d) = column("difficulty", &DataType::Float64)? else {
+        return Err(DataFusionError::Execution(
+            "generalization_matrix: the task source needs a `bin` or a `difficulty` column".into(),
+        ));
+    };
+    null_at(&d, "difficulty")?;
+    let mut order: Vec<usize> = (0..d.len()).collect();
+    order.sort_by(|&a, &b| {
+        d[a].partial_cmp(&d[b])
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| ids[a].cmp(&ids[b]))
+    });
+    let mut out = vec![0; d.len()];
+    for (position, &row) in order.iter().enumerate() {
+        let q = crate::stats::difficulty_quantile(position, d.len());
+        out[row] = crate::stats::difficulty_bin(q, n_bins);
+    }
+    Ok(out)
+}
+
+impl TableFunctionImpl for GeneralizationMatrix {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let call = ExperimentCall::parse(
+            DOC.name,
+            DOC.syntax,
+            ["task_source", "base_model"],
+            args.exprs(),
+        )?;
+        let options = MatrixOptions::from_json(&call.options)
+            .map_err(|e| DataFusionError::Plan(format!("generalization_matrix: {e}")))?;
+        let (source, model) = (call.first, PathBuf::from(call.second));
+        Ok(lazy_table(schema(), move |ctx| {
+            let (model, source, options) = (model.clone(), source.clone(), options.clone());
+            async move {
+                let batches = read_source(&ctx, &source).await?;
+                let items = eval_items(DOC.name, &batches)?;
+                let ids: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
+                let bins = bins(&batches, &ids, options.n_bins)?;
+                let mut responses = Vec::new();
+                for batch in &batches {
+                    let r = required_text(DOC.name, batch, "response", responses.len())?;
+                    responses.extend((0..batch.num_rows()).map(|i| r.value(i).to_string()));
+                }
+                let tasks: Vec<TaskItem> = items
+                    .into_iter()
+                    .zip(responses)
+                    .zip(bins)
+                    .map(|((item, response), bin)| TaskItem {
+                        item,
+                        response,
+                        bin,
+                    })
+                    .collect();
+                let store = RunStore::locate(options.run_store.as_deref());
+                let result = run_blocking(DOC.name, Cancel::default(), move |cancel| {
+                    generalization_matrix(&store, &model, &tasks, &options, &cancel, true)
+                })
+                .await?;
+                let c = &result.cells;
+                Ok(RecordBatch::try_new(
+                    schema(),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(
+                            c.iter().map(|x| x.train_bin as i64),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(
+                            c.iter().map(|x| x.eval_bin as i64),
+                        )),
+                        Arc::new(UInt64Array::from_iter_values(
+                            c.iter().map(|x| x.n_items as u64),
+                        )),
+                        Arc::new(Float64Array::from_iter_values(c.iter().map(|x| x.accuracy))),
+                        Arc::new(Float64Array::from_iter_values(
+                            c.iter().map(|x| x.zero_shot_accuracy),
+                        )),
+                        Arc::new(Float64Array::from_iter_values(c.iter().map(|x| x.delta))),
+                        Arc::new(StringArray::from_iter_values(
+                            c.iter().map(|_| result.evaluated_on.as_str()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            c.iter().map(|x| x.train_run.as_str()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            c.iter().map(|x| x.eval_run.as_str()),
+                        )),
+                    ],
+                )?)
+            }
+        }))
+    }
+}
