@@ -40,6 +40,21 @@ enum Command {
     /// Fine-tunes a model folder on prompt/response pairs (Ctrl-C stops at a checkpoint; the
     /// same command resumes).
     FineTune(FineTuneArgs),
+    /// The run store of fine-tunes and evaluations: `runs list`, `runs clean --older-than DAYS`.
+    Runs(RunsArgs),
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    /// list, or clean (removes runs not updated for --older-than days; all with --all).
+    action: String,
+    /// Run store folder (default $CROSSDIFF_RUNS or ~/.cache/crossdiff/runs).
+    #[arg(long)]
+    store: Option<String>,
+    #[arg(long)]
+    older_than: Option<f64>,
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args)]
@@ -213,6 +228,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => run_bench(args).await,
             Command::TinyModel(args) => run_tiny_model(args),
             Command::FineTune(args) => run_fine_tune(args).await,
+            Command::Runs(args) => run_runs(args),
         }
     });
     match result {
@@ -595,5 +611,42 @@ async fn run_fine_tune(args: FineTuneArgs) -> Result<(), String> {
             report.total_steps,
             crossdiff::lm::train::checkpoint_dir(&args.out).display()
         ))
+    }
+}
+
+fn run_runs(args: RunsArgs) -> Result<(), String> {
+    use crossdiff::experiment::store::{now, RunStore};
+    let store = RunStore::locate(args.store.as_deref());
+    match args.action.as_str() {
+        "list" => {
+            let runs = store.list().map_err(|e| e.to_string())?;
+            println!("{} runs in {}", runs.len(), store.root.display());
+            for r in runs {
+                println!(
+                    "{}  {:<9} {:<11} {:>8.1} s  {}",
+                    r.id, r.kind, r.status, r.seconds, r.model
+                );
+            }
+            Ok(())
+        }
+        "clean" => {
+            let cutoff = match (args.all, args.older_than) {
+                (true, _) => None,
+                (false, Some(days)) if days >= 0.0 => {
+                    Some(now().saturating_sub((days * 86_400.0) as u64))
+                }
+                _ => return Err("runs clean needs --older-than DAYS or --all".into()),
+            };
+            let removed = store.remove_older_than(cutoff).map_err(|e| e.to_string())?;
+            println!(
+                "removed {} runs from {}",
+                removed.len(),
+                store.root.display()
+            );
+            Ok(())
+        }
+        other => Err(format!(
+            "unknown runs action `{other}`; expected list or clean"
+        )),
     }
 }

@@ -300,3 +300,93 @@ fn interrupted_matrix_resumes_to_the_same_result() {
     };
     assert_eq!(cells(&straight), cells(&resumed));
 }
+
+/// The task views turn the real items into prompt / response / answer rows in the paper's
+/// formats.
+#[tokio::test]
+async fn task_views_format_the_real_items() {
+    let Some(data) = super::common::shared_data("") else {
+        return;
+    };
+    let ctx = crossdiff::new_context();
+    crossdiff::register_data_dir(&ctx, &data).await.unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tasks");
+    for (view, n) in [("gsm8k", "1319"), ("mmlu_pro", "12032"), ("bbh", "6511")] {
+        let text = std::fs::read_to_string(root.join(format!("{view}.sql"))).unwrap();
+        sql(&ctx, &text).await;
+        let count = sql(&ctx, &format!("SELECT count(*) FROM {view}_task")).await;
+        assert_eq!(column_text(&count, 0), vec![n], "{view}");
+        let nulls = sql(
+            &ctx,
+            &format!(
+                "SELECT count(*) FROM {view}_task WHERE prompt IS NULL OR response IS NULL OR answer IS NULL"
+            ),
+        )
+        .await;
+        assert_eq!(column_text(&nulls, 0), vec!["0"], "{view}");
+    }
+    let one = sql(
+        &ctx,
+        "SELECT prompt, response FROM gsm8k_task WHERE item_id = '0'",
+    )
+    .await;
+    assert_eq!(
+        column_text(&one, 1)[0],
+        " Janet sells 16 - 3 - 4 = 9 duck eggs a day. She makes 9 * 2 = $18 every day at the farmer’s market. So the answer is 18."
+    );
+    assert!(
+        column_text(&one, 0)[0].starts_with("Q: Janet")
+            && column_text(&one, 0)[0].ends_with("\nA:")
+    );
+    let mc = sql(
+        &ctx,
+        "SELECT prompt, answer FROM mmlu_pro_task WHERE item_id = '100'",
+    )
+    .await;
+    let prompt = column_text(&mc, 0)[0].clone();
+    assert!(
+        prompt.contains("\nA) $100.20\nB) $102.55\n") && prompt.ends_with("\nJ) $93.20\nAnswer:"),
+        "{prompt}"
+    );
+    assert_eq!(column_text(&mc, 1), vec!["E"]);
+}
+
+#[test]
+fn runs_command_lists_and_cleans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = RunStore::locate(Some(tmp.path().to_str().unwrap()));
+    store
+        .write_record(&crossdiff::experiment::RunRecord {
+            id: "ev-1".into(),
+            kind: "evaluate".into(),
+            model: "m".into(),
+            options: serde_json::json!({}),
+            status: "done".into(),
+            created: 1,
+            updated: 1,
+            seconds: 2.0,
+            rows: 3,
+            summary: serde_json::json!({}),
+            crossdiff_version: "0".into(),
+        })
+        .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+            .args(args)
+            .arg("--store")
+            .arg(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["runs", "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ev-1"));
+    let o = run(&["runs", "clean"]);
+    assert!(!o.status.success());
+    let o = run(&["runs", "clean", "--older-than", "1"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("removed 1 runs"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(store.list().unwrap().is_empty());
+}
