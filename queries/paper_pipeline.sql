@@ -34,6 +34,6 @@ COPY (
     }')
 ) TO 'out/paper/gsm8k_generalization_matrix.parquet' STORED AS PARQUET;
 
-SELECT train_bin, eval_bin, round(delta, 3) AS delta
-FROM 'out/paper/gsm8k_generalization_matrix.parquet'
-ORDER BY train_bin, eval_bin;
+CREATE EXTERNAL TABLE gsm8k_matrix STORED AS PARQUET
+LOCATION 'out/paper/gsm8k_generalization_matrix.parquet';
+SELECT train_bin, eval_bin, round(delta, 3) AS delta FROM gsm8k_matrix ORDER BY train_bin, eval_bin;
