@@ -1,4 +1,4 @@
-//! What the experiment table functions share: argument parsing, reading a source (table name
+//! What the model and experiment table functions share: argument parsing, reading a source
 //! or query) into rows, and running the blocking work so that dropping the query stops it.
 
 use std::sync::Arc;

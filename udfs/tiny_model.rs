@@ -6,12 +6,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
-use futures::StreamExt;
 
-use super::irt_source::{context, is_table_name};
-use super::lazy::{Job, LazyTable};
+use super::experiment_source::{lazy_table, read_source};
 use super::{string_arg, TableFunctionDoc};
 use crate::lm::tiny::{create_tiny_model, TinySpec};
 
@@ -97,52 +95,28 @@ impl TableFunctionImpl for TinyModel {
         } else {
             TinySpec::default()
         };
-        let schema = schema();
-        let table_schema = schema.clone();
-        Ok(Arc::new(LazyTable::new(
-            table_schema,
-            Arc::new(move |state: &dyn Session| {
-                let ctx = context(state)?;
-                let (source, path, spec, schema) =
-                    (source.clone(), path.clone(), spec.clone(), schema.clone());
-                let job: Job = Arc::new(move || {
-                    let (ctx, source, path, spec, schema) = (
-                        ctx.clone(),
-                        source.clone(),
-                        path.clone(),
-                        spec.clone(),
-                        schema.clone(),
-                    );
-                    Box::pin(async move {
-                        let df = if is_table_name(&source) {
-                            ctx.table(source.as_str()).await?
-                        } else {
-                            ctx.sql(&source).await?
-                        };
-                        let mut stream = df.execute_stream().await?;
-                        let mut texts = Vec::new();
-                        while let Some(batch) = stream.next().await {
-                            texts_of(&batch?, &mut texts)?;
-                        }
-                        let written = path.clone();
-                        let made = tokio::task::spawn_blocking(move || {
-                            create_tiny_model(&written, &texts, &spec)
-                        })
+        Ok(lazy_table(schema(), move |ctx| {
+            let (source, path, spec) = (source.clone(), path.clone(), spec.clone());
+            async move {
+                let mut texts = Vec::new();
+                for batch in read_source(&ctx, &source).await? {
+                    texts_of(&batch, &mut texts)?;
+                }
+                let written = path.clone();
+                let made =
+                    tokio::task::spawn_blocking(move || create_tiny_model(&written, &texts, &spec))
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?
                         .map_err(|e| DataFusionError::Execution(format!("tiny_model: {e}")))?;
-                        Ok(RecordBatch::try_new(
-                            schema,
-                            vec![
-                                Arc::new(StringArray::from(vec![path.display().to_string()])),
-                                Arc::new(UInt64Array::from(vec![made.parameters as u64])),
-                                Arc::new(UInt64Array::from(vec![made.vocab_size as u64])),
-                            ],
-                        )?)
-                    })
-                });
-                Ok(job)
-            }),
-        )))
+                Ok(RecordBatch::try_new(
+                    schema(),
+                    vec![
+                        Arc::new(StringArray::from(vec![path.display().to_string()])),
+                        Arc::new(UInt64Array::from(vec![made.parameters as u64])),
+                        Arc::new(UInt64Array::from(vec![made.vocab_size as u64])),
+                    ],
+                )?)
+            }
+        }))
     }
 }
