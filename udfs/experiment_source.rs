@@ -1,5 +1,6 @@
 //! What the model and experiment table functions share: argument parsing, reading a source
-//! or query) into rows, and running the blocking work so that dropping the query stops it.
+//! (table name or query) into rows, and running the blocking work so that dropping the query
+//! stops it.
 
 use std::sync::Arc;
 
