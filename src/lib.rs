@@ -20,6 +20,7 @@ pub mod data;
 pub mod experiment;
 pub mod irt;
 pub mod lm;
+pub mod plot;
 pub mod session;
 pub mod shell;
 pub mod stats;

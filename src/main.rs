@@ -42,6 +42,30 @@ enum Command {
     FineTune(FineTuneArgs),
     /// The run store of fine-tunes and evaluations: `runs list`, `runs clean --older-than DAYS`.
     Runs(RunsArgs),
+    /// Pictures (SVG and PNG): `plot matrix` draws a generalization-matrix result as the
+    /// paper's heatmap plus per-bin zero-shot accuracy; `plot difficulty` draws difficulty
+    /// histograms per benchmark.
+    Plot(PlotArgs),
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// matrix or difficulty.
+    what: String,
+    /// A Parquet file with the result (matrix: train_bin, eval_bin, delta[, zero_shot_accuracy];
+    /// difficulty: difficulty[, benchmark]).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Or a query that yields it (with --data to register tables).
+    #[arg(long)]
+    query: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    data: Vec<PathBuf>,
+    /// Output path without extension (matrix) or folder (difficulty).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    title: Option<String>,
 }
 
 #[derive(Args)]
@@ -229,6 +253,7 @@ fn main() -> ExitCode {
             Command::TinyModel(args) => run_tiny_model(args),
             Command::FineTune(args) => run_fine_tune(args).await,
             Command::Runs(args) => run_runs(args),
+            Command::Plot(args) => run_plot(args).await,
         }
     });
     match result {
@@ -649,4 +674,121 @@ fn run_runs(args: RunsArgs) -> Result<(), String> {
             "unknown runs action `{other}`; expected list or clean"
         )),
     }
+}
+
+async fn run_plot(args: PlotArgs) -> Result<(), String> {
+    use crossdiff::plot;
+    let ctx = crossdiff::new_context();
+    for dir in &args.data {
+        crossdiff::register_data_dir(&ctx, dir)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let query = match (&args.input, &args.query) {
+        (Some(path), None) => {
+            ctx.register_parquet("plot_input", path.display().to_string(), Default::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            "SELECT * FROM plot_input".to_string()
+        }
+        (None, Some(q)) => q.clone(),
+        _ => return Err("plot needs exactly one of --input FILE.parquet and --query SQL".into()),
+    };
+    let batches = ctx
+        .sql(&query)
+        .await
+        .map_err(|e| e.to_string())?
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut written = Vec::new();
+    match args.what.as_str() {
+        "matrix" => {
+            let grid = plot::MatrixGrid::from_batches(&batches).ok_or(
+                "the result needs train_bin, eval_bin and delta columns (a generalization_matrix result)",
+            )?;
+            let title = args
+                .title
+                .as_deref()
+                .unwrap_or("Accuracy change vs zero-shot");
+            let stem = args.out.display().to_string();
+            written.extend(plot::write_heatmap(
+                &grid,
+                Path::new(&format!("{stem}_heatmap")),
+                title,
+            )?);
+            if !grid.zero_shot.is_empty() {
+                written.extend(plot::write_zero_shot(
+                    &grid,
+                    Path::new(&format!("{stem}_zero_shot")),
+                    "Zero-shot accuracy per difficulty bin",
+                )?);
+            }
+            print!(
+                "{}",
+                plot::terminal_heatmap(&grid, std::io::stdout().is_terminal())
+            );
+        }
+        "difficulty" => {
+            let mut by_benchmark: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+            for batch in &batches {
+                let schema = batch.schema();
+                let d = schema
+                    .index_of("difficulty")
+                    .map_err(|_| "the result needs a difficulty column".to_string())?;
+                let d = crossdiff::datafusion::arrow::compute::cast(
+                    batch.column(d),
+                    &crossdiff::datafusion::arrow::datatypes::DataType::Float64,
+                )
+                .map_err(|e| e.to_string())?;
+                let d = d
+                    .as_any()
+                    .downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>()
+                    .expect("f64");
+                let names = match schema.index_of("benchmark") {
+                    Ok(i) => Some(
+                        crossdiff::datafusion::arrow::compute::cast(
+                            batch.column(i),
+                            &crossdiff::datafusion::arrow::datatypes::DataType::Utf8,
+                        )
+                        .map_err(|e| e.to_string())?,
+                    ),
+                    Err(_) => None,
+                };
+                use crossdiff::datafusion::arrow::array::Array;
+                for r in 0..batch.num_rows() {
+                    if d.is_null(r) {
+                        continue;
+                    }
+                    let name = names
+                        .as_ref()
+                        .and_then(|n| {
+                            n.as_any()
+                                .downcast_ref::<crossdiff::datafusion::arrow::array::StringArray>()
+                                .filter(|s| s.is_valid(r))
+                                .map(|s| s.value(r).to_string())
+                        })
+                        .unwrap_or_else(|| "all".into());
+                    by_benchmark.entry(name).or_default().push(d.value(r));
+                }
+            }
+            if by_benchmark.is_empty() {
+                return Err("the result has no difficulty values".into());
+            }
+            for (name, values) in &by_benchmark {
+                let stem = args.out.join(format!("difficulty_{name}"));
+                let title = format!("IRT difficulty: {name} ({} items)", values.len());
+                written.extend(plot::write_histogram(values, 20, &stem, &title)?);
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown plot `{other}`; expected matrix or difficulty"
+            ))
+        }
+    }
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }

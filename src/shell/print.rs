@@ -41,6 +41,13 @@ pub fn print_batches(
             writeln!(out, "{table}").map_err(|e| err(&e))?;
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })
                 .map_err(|e| err(&e))?;
+            // A generalization-matrix result also gets its heatmap, coloured on a terminal.
+            if let Some(grid) = crate::plot::MatrixGrid::from_batches(batches) {
+                use std::io::IsTerminal;
+                let color = std::io::stdout().is_terminal();
+                write!(out, "{}", crate::plot::terminal_heatmap(&grid, color))
+                    .map_err(|e| err(&e))?;
+            }
         }
         OutputFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()

@@ -311,7 +311,12 @@ async fn task_views_format_the_real_items() {
     let ctx = crossdiff::new_context();
     crossdiff::register_data_dir(&ctx, &data).await.unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tasks");
-    for (view, n) in [("gsm8k", "1319"), ("mmlu_pro", "12032"), ("bbh", "6511")] {
+    for (view, n) in [
+        ("gsm8k", "1319"),
+        ("mmlu_pro", "12032"),
+        ("bbh", "6511"),
+        ("arc", "245"),
+    ] {
         let text = std::fs::read_to_string(root.join(format!("{view}.sql"))).unwrap();
         sql(&ctx, &text).await;
         let count = sql(&ctx, &format!("SELECT count(*) FROM {view}_task")).await;
@@ -389,4 +394,58 @@ fn runs_command_lists_and_cleans() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(store.list().unwrap().is_empty());
+}
+
+/// `crossdiff plot matrix` draws a generalization-matrix result; the shell prints its heatmap.
+#[tokio::test]
+async fn plots_and_terminal_heatmap_of_a_matrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("m.parquet");
+    let ctx = crossdiff::new_context();
+    sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT * FROM (VALUES (0, 0, 0.3, 0.5), (0, 1, -0.1, 0.2), (1, 0, 0.0, 0.5), (1, 1, 0.2, 0.2)) \
+             AS t(train_bin, eval_bin, delta, zero_shot_accuracy)) TO '{}' STORED AS PARQUET",
+            file.display()
+        ),
+    )
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+        .args(["plot", "matrix", "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.path().join("pics/m"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("     0  +0.30  -0.10"), "{stdout}");
+    if stderr.contains("no TrueType font") {
+        eprintln!("SKIPPED picture files: no TrueType font on this machine");
+    } else {
+        assert!(out.status.success(), "{stderr}");
+        for f in [
+            "m_heatmap.svg",
+            "m_heatmap.png",
+            "m_zero_shot.svg",
+            "m_zero_shot.png",
+        ] {
+            assert!(tmp.path().join("pics").join(f).exists(), "{f}");
+        }
+    }
+    let shell = std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+        .args(["sql", "-c"])
+        .arg(format!(
+            "CREATE EXTERNAL TABLE m STORED AS PARQUET LOCATION '{}'",
+            file.display()
+        ))
+        .args(["-c", "SELECT * FROM m"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shell.stdout);
+    assert!(
+        text.contains("delta vs zero-shot") && text.contains("     1  +0.00  +0.20"),
+        "{text}"
+    );
 }

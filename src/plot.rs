@@ -1,0 +1,531 @@
+//! Pictures of results: the paper-style generalization heatmap (rows = train bin, columns =
+//! eval bin, a diverging colour scale centred on zero, the value in each cell), per-bin
+//! zero-shot accuracy, and difficulty histograms, as SVG and PNG through plotters; and the
+//! heatmap as coloured text for the terminal.
+//!
+//! Text needs a TrueType font, found at run time: `$CROSSDIFF_FONT`, else the usual system
+//! locations (DejaVu Sans, Liberation Sans, Arial), else any `.ttf` under /usr/share/fonts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+/// The font family name the pictures use once a font is registered.
+const FAMILY: &str = "sans-serif";
+
+/// Registers a TrueType font for plotters, once; the error says how to provide one.
+fn ensure_font() -> Result<(), String> {
+    static FONT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut candidates: Vec<PathBuf> = std::env::var_os("CROSSDIFF_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        candidates.extend(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                "/Library/Fonts/Arial.ttf",
+                "/System/Library/Fonts/Supplemental/Arial.ttf",
+                "C:\\Windows\\Fonts\\arial.ttf",
+            ]
+            .map(PathBuf::from),
+        );
+        candidates.extend(any_ttf(Path::new("/usr/share/fonts"), 4));
+        for path in candidates {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            // plotters keeps fonts for the life of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font(FAMILY, FontStyle::Normal, bytes).is_ok() {
+                let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, bytes);
+                return Ok(path);
+            }
+        }
+        Err(
+            "no TrueType font found for the picture's text; set CROSSDIFF_FONT to a .ttf file"
+                .into(),
+        )
+    })
+    .as_ref()
+    .map(|_| ())
+    .map_err(Clone::clone)
+}
+
+fn any_ttf(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && depth > 0 {
+            out.extend(any_ttf(&path, depth - 1));
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ttf"))
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A generalization matrix: delta (and accuracies when known) per (train_bin, eval_bin).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixGrid {
+    pub train_bins: Vec<i64>,
+    pub eval_bins: Vec<i64>,
+    pub delta: BTreeMap<(i64, i64), f64>,
+    /// Zero-shot accuracy per eval bin, when the result has it.
+    pub zero_shot: BTreeMap<i64, f64>,
+}
+
+fn column_f64(batch: &RecordBatch, name: &str) -> Option<Vec<Option<f64>>> {
+    let i = batch.schema().index_of(name).ok()?;
+    let a = cast(batch.column(i), &DataType::Float64).ok()?;
+    let a = a.as_any().downcast_ref::<Float64Array>()?.clone();
+    Some(
+        (0..a.len())
+            .map(|r| a.is_valid(r).then(|| a.value(r)))
+            .collect(),
+    )
+}
+
+fn column_i64(batch: &RecordBatch, name: &str) -> Option<Vec<Option<i64>>> {
+    let i = batch.schema().index_of(name).ok()?;
+    let a = cast(batch.column(i), &DataType::Int64).ok()?;
+    let a = a.as_any().downcast_ref::<Int64Array>()?.clone();
+    Some(
+        (0..a.len())
+            .map(|r| a.is_valid(r).then(|| a.value(r)))
+            .collect(),
+    )
+}
+
+impl MatrixGrid {
+    /// The grid of a result with `train_bin`, `eval_bin` and `delta` columns (else `None`).
+    pub fn from_batches(batches: &[RecordBatch]) -> Option<Self> {
+        let mut grid = Self {
+            train_bins: Vec::new(),
+            eval_bins: Vec::new(),
+            delta: BTreeMap::new(),
+            zero_shot: BTreeMap::new(),
+        };
+        for batch in batches {
+            let (t, e, d) = (
+                column_i64(batch, "train_bin")?,
+                column_i64(batch, "eval_bin")?,
+                column_f64(batch, "delta")?,
+            );
+            let z = column_f64(batch, "zero_shot_accuracy");
+            for r in 0..batch.num_rows() {
+                if let (Some(t), Some(e), Some(d)) = (t[r], e[r], d[r]) {
+                    grid.delta.insert((t, e), d);
+                    if let Some(Some(z)) = z.as_ref().map(|z| z[r]) {
+                        grid.zero_shot.insert(e, z);
+                    }
+                }
+            }
+        }
+        if grid.delta.is_empty() {
+            return None;
+        }
+        grid.train_bins = grid.delta.keys().map(|k| k.0).collect();
+        grid.train_bins.dedup();
+        grid.eval_bins = grid.delta.keys().map(|k| k.1).collect();
+        grid.eval_bins.sort_unstable();
+        grid.eval_bins.dedup();
+        Some(grid)
+    }
+
+    /// The largest |delta|: the colour scale runs from -this to +this.
+    fn scale(&self) -> f64 {
+        self.delta
+            .values()
+            .fold(0.0f64, |m, d| m.max(d.abs()))
+            .max(1e-9)
+    }
+}
+
+/// The diverging colour of `value` on a scale of ±`scale`: blue below zero, white at zero,
+/// red above (the paper's heatmaps).
+fn diverging(value: f64, scale: f64) -> (u8, u8, u8) {
+    let t = (value / scale).clamp(-1.0, 1.0);
+    let (full, far): ((f64, f64, f64), f64) = if t >= 0.0 {
+        ((178.0, 24.0, 43.0), t)
+    } else {
+        ((33.0, 102.0, 172.0), -t)
+    };
+    let mix = |c: f64| (255.0 + (c - 255.0) * far).round() as u8;
+    (mix(full.0), mix(full.1), mix(full.2))
+}
+
+/// The heatmap as text: one row per train bin, the delta in each cell, coloured backgrounds
+/// when `color` (ANSI 24-bit).
+pub fn terminal_heatmap(grid: &MatrixGrid, color: bool) -> String {
+    let scale = grid.scale();
+    let mut out = String::from("delta vs zero-shot (rows: train bin, columns: eval bin)\n");
+    out.push_str("train\\eval");
+    for e in &grid.eval_bins {
+        out.push_str(&format!(" {e:>6}"));
+    }
+    out.push('\n');
+    for t in &grid.train_bins {
+        out.push_str(&format!("{t:>10}"));
+        for e in &grid.eval_bins {
+            match grid.delta.get(&(*t, *e)) {
+                Some(d) if color => {
+                    let (r, g, b) = diverging(*d, scale);
+                    out.push_str(&format!(
+                        " \x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{d:>+6.2}\x1b[0m"
+                    ));
+                }
+                Some(d) => out.push_str(&format!(" {d:>+6.2}")),
+                None => out.push_str("      ."),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    grid: &MatrixGrid,
+    title: &str,
+) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let root = root.titled(title, (FAMILY, 22)).map_err(|x| e(&x))?;
+    let (area, bar) = root.split_horizontally((86).percent_width());
+    let (n_e, n_t) = (grid.eval_bins.len() as i32, grid.train_bins.len() as i32);
+    let scale = grid.scale();
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d((0..n_e - 1).into_segmented(), (0..n_t - 1).into_segmented())
+        .map_err(|x| e(&x))?;
+    // Row 0 (the easiest train bin) at the top, as the paper draws it.
+    let row_of = |k: i32| n_t - 1 - k;
+    let label = |v: &SegmentValue<i32>, bins: &[i64], flip: bool| match v {
+        SegmentValue::CenterOf(k) => {
+            let k = if flip { row_of(*k) } else { *k };
+            bins.get(k as usize)
+                .map(|b| b.to_string())
+                .unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n_e as usize)
+        .y_labels(n_t as usize)
+        .x_label_formatter(&|v| label(v, &grid.eval_bins, false))
+        .y_label_formatter(&|v| label(v, &grid.train_bins, true))
+        .x_desc("eval bin (easy to hard)")
+        .y_desc("train bin")
+        .axis_desc_style((FAMILY, 16))
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let size = if n_e > 12 { 10 } else { 14 };
+    for (row, t) in grid.train_bins.iter().enumerate() {
+        let y = row_of(row as i32);
+        for (col, b) in grid.eval_bins.iter().enumerate() {
+            let x = col as i32;
+            let Some(&d) = grid.delta.get(&(*t, *b)) else {
+                continue;
+            };
+            let (r, g, bl) = diverging(d, scale);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    RGBColor(r, g, bl).filled(),
+                )))
+                .map_err(|x| e(&x))?;
+            let style = TextStyle::from((FAMILY, size).into_font())
+                .color(&BLACK)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{d:+.2}"),
+                    (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                    style,
+                )))
+                .map_err(|x| e(&x))?;
+        }
+    }
+    // The colour bar: -scale at the bottom, +scale at the top.
+    let mut bar_chart = ChartBuilder::on(&bar)
+        .margin_top(12)
+        .margin_bottom(60)
+        .margin_right(8)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0.0..1.0, -scale..scale)
+        .map_err(|x| e(&x))?;
+    bar_chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .y_label_formatter(&|v| format!("{v:+.2}"))
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let steps = 60;
+    bar_chart
+        .draw_series((0..steps).map(|k| {
+            let lo = -scale + 2.0 * scale * k as f64 / steps as f64;
+            let hi = lo + 2.0 * scale / steps as f64;
+            let (r, g, b) = diverging((lo + hi) / 2.0, scale);
+            Rectangle::new([(0.0, lo), (1.0, hi)], RGBColor(r, g, b).filled())
+        }))
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    bars: &[(String, f64)],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    y_max: f64,
+) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let n = bars.len().max(1) as i32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..y_max)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n as usize)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(k) => bars
+                .get(*k as usize)
+                .map(|b| b.0.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|v| {
+            if y_max > 5.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(k, (_, v))| {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(k as i32), *v),
+                    (SegmentValue::Exact(k as i32 + 1), 0.0),
+                ],
+                RGBColor(33, 102, 172).filled(),
+            );
+            bar.set_margin(0, 0, 4, 4);
+            bar
+        }))
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))
+}
+
+/// Writes the heatmap as `<stem>.svg` and `<stem>.png`.
+pub fn write_heatmap(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<PathBuf>, String> {
+    let cells = grid.eval_bins.len().max(grid.train_bins.len()) as u32;
+    let side = (cells * 64 + 180).clamp(480, 1400);
+    struct Heat<'a>(&'a MatrixGrid, &'a str);
+    impl Heat<'_> {
+        fn go<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+            draw_heatmap(root, self.0, self.1)
+        }
+    }
+    let heat = Heat(grid, title);
+    write_two(
+        stem,
+        (side + side / 6, side),
+        |svg| heat.go(svg),
+        |png| heat.go(png),
+    )
+}
+
+/// Writes per-bin zero-shot accuracy as bars.
+pub fn write_zero_shot(
+    grid: &MatrixGrid,
+    stem: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>, String> {
+    let bars: Vec<(String, f64)> = grid
+        .zero_shot
+        .iter()
+        .map(|(b, v)| (b.to_string(), *v))
+        .collect();
+    if bars.is_empty() {
+        return Err("the result has no zero_shot_accuracy column".into());
+    }
+    write_two(
+        stem,
+        (720, 460),
+        |svg| {
+            draw_bars(
+                svg,
+                &bars,
+                title,
+                "eval bin (easy to hard)",
+                "zero-shot accuracy",
+                1.0,
+            )
+        },
+        |png| {
+            draw_bars(
+                png,
+                &bars,
+                title,
+                "eval bin (easy to hard)",
+                "zero-shot accuracy",
+                1.0,
+            )
+        },
+    )
+}
+
+/// Writes a histogram of `difficulties` (`bins` equal-width bars).
+pub fn write_histogram(
+    difficulties: &[f64],
+    bins: usize,
+    stem: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>, String> {
+    let finite: Vec<f64> = difficulties
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return Err("no finite difficulty to draw".into());
+    }
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &d| {
+            (a.min(d), b.max(d))
+        });
+    let width = ((hi - lo) / bins as f64).max(1e-9);
+    let mut counts = vec![0usize; bins];
+    for d in &finite {
+        counts[(((d - lo) / width) as usize).min(bins - 1)] += 1;
+    }
+    let bars: Vec<(String, f64)> = counts
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| (format!("{:.1}", lo + width * (k as f64 + 0.5)), c as f64))
+        .collect();
+    let top = counts.iter().copied().max().unwrap_or(1) as f64 * 1.1;
+    write_two(
+        stem,
+        (760, 460),
+        |svg| draw_bars(svg, &bars, title, "IRT difficulty", "items", top),
+        |png| draw_bars(png, &bars, title, "IRT difficulty", "items", top),
+    )
+}
+
+/// Renders to `<stem>.svg` with `svg` and to `<stem>.png` with `png`.
+fn write_two(
+    stem: &Path,
+    size: (u32, u32),
+    svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+    png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<Vec<PathBuf>, String> {
+    ensure_font()?;
+    if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let (svg_path, png_path) = (stem.with_extension("svg"), stem.with_extension("png"));
+    svg(&SVGBackend::new(&svg_path, size).into_drawing_area())?;
+    png(&BitMapBackend::new(&png_path, size).into_drawing_area())?;
+    Ok(vec![svg_path, png_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> MatrixGrid {
+        let mut delta = BTreeMap::new();
+        for t in 0..3i64 {
+            for e in 0..3i64 {
+                delta.insert(
+                    (t, e),
+                    if t == e {
+                        0.3
+                    } else {
+                        -0.1 * (t - e).abs() as f64
+                    },
+                );
+            }
+        }
+        MatrixGrid {
+            train_bins: vec![0, 1, 2],
+            eval_bins: vec![0, 1, 2],
+            delta,
+            zero_shot: [(0, 0.8), (1, 0.5), (2, 0.2)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn colours_diverge_from_white() {
+        assert_eq!(diverging(0.0, 1.0), (255, 255, 255));
+        assert_eq!(diverging(1.0, 1.0), (178, 24, 43));
+        assert_eq!(diverging(-2.0, 1.0), (33, 102, 172));
+        let text = terminal_heatmap(&grid(), false);
+        assert!(text.contains("     0  +0.30  -0.10  -0.20"), "{text}");
+        assert!(terminal_heatmap(&grid(), true).contains("\x1b[48;2;178;24;43m"));
+    }
+
+    #[test]
+    fn writes_svg_and_png() {
+        if ensure_font().is_err() {
+            eprintln!("SKIPPED: no TrueType font on this machine (set CROSSDIFF_FONT)");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let files = write_heatmap(&grid(), &tmp.path().join("m"), "test").unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("+0.30") && svg.contains("train bin"));
+        let png = std::fs::read(&files[1]).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        write_zero_shot(&grid(), &tmp.path().join("z"), "zero-shot").unwrap();
+        write_histogram(&[0.1, 0.5, -1.0, 2.0], 4, &tmp.path().join("h"), "hist").unwrap();
+    }
+}
