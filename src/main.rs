@@ -712,6 +712,11 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
                 .as_deref()
                 .unwrap_or("Accuracy change vs zero-shot");
             let stem = args.out.display().to_string();
+            // The text heatmap first: it needs no font.
+            print!(
+                "{}",
+                plot::terminal_heatmap(&grid, std::io::stdout().is_terminal())
+            );
             written.extend(plot::write_heatmap(
                 &grid,
                 Path::new(&format!("{stem}_heatmap")),
@@ -724,10 +729,6 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
                     "Zero-shot accuracy per difficulty bin",
                 )?);
             }
-            print!(
-                "{}",
-                plot::terminal_heatmap(&grid, std::io::stdout().is_terminal())
-            );
         }
         "difficulty" => {
             let mut by_benchmark: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
