@@ -1,5 +1,6 @@
 //! `generalization_matrix(task_source, base_model [, options])`: the paper's matrix.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,7 +32,8 @@ cut into n_bins equal-size bins (ties broken by item_id). Every fine-tune and ev
 re-run reuses them and an interrupted one resumes. options (JSON): n_bins (10), train_bins (default: all), \
 held_out (share of each bin kept out of training and used for evaluation; default 0: evaluate on all items, \
 training items included, as the paper's code does), seed (42), train (fine_tune's options), evaluate \
-(evaluate's options), run_store.",
+(evaluate's options), irt ({responses, model ('1pl'), method ('jml'), options}: compute the difficulty with \
+irt_fit over those responses instead of reading a bin or difficulty column), run_store.",
     example: "SELECT * FROM generalization_matrix('SELECT * FROM task', 'models/tiny', '{\"n_bins\": 3, \"train\": {\"epochs\": 2}}');",
 };
 
@@ -53,7 +55,12 @@ fn schema() -> SchemaRef {
 }
 
 /// Bins from a `bin` column, or equal-size bins of a `difficulty` column.
-fn bins(batches: &[RecordBatch], ids: &[String], n_bins: usize) -> Result<Vec<usize>> {
+fn bins(
+    batches: &[RecordBatch],
+    ids: &[String],
+    n_bins: usize,
+    irt: Option<&BTreeMap<String, f64>>,
+) -> Result<Vec<usize>> {
     let column = |name: &str, t: &DataType| -> Result<Option<Vec<Option<f64>>>> {
         let mut out = Vec::new();
         for batch in batches {
@@ -77,6 +84,17 @@ fn bins(batches: &[RecordBatch], ids: &[String], n_bins: usize) -> Result<Vec<us
             None => Ok(()),
         }
     };
+    if let Some(fitted) = irt {
+        let d: Vec<Option<f64>> = ids.iter().map(|id| fitted.get(id).copied()).collect();
+        if let Some(r) = d.iter().position(Option::is_none) {
+            return Err(DataFusionError::Execution(format!(
+                "generalization_matrix: item {} of the task has no IRT difficulty (it is not in the \
+                 responses, or everyone got it right or wrong)",
+                ids[r]
+            )));
+        }
+        return Ok(equal_size_bins(&d, ids, n_bins));
+    }
     if let Some(b) = column("bin", &DataType::Int64)? {
         null_at(&b, "bin")?;
         return b
@@ -100,6 +118,11 @@ fn bins(batches: &[RecordBatch], ids: &[String], n_bins: usize) -> Result<Vec<us
         ));
     };
     null_at(&d, "difficulty")?;
+    Ok(equal_size_bins(&d, ids, n_bins))
+}
+
+/// The paper's equal-size bins of `d` (no NULLs), ties broken by item id.
+fn equal_size_bins(d: &[Option<f64>], ids: &[String], n_bins: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..d.len()).collect();
     order.sort_by(|&a, &b| {
         d[a].partial_cmp(&d[b])
@@ -110,6 +133,39 @@ fn bins(batches: &[RecordBatch], ids: &[String], n_bins: usize) -> Result<Vec<us
     for (position, &row) in order.iter().enumerate() {
         let q = crate::stats::difficulty_quantile(position, d.len());
         out[row] = crate::stats::difficulty_bin(q, n_bins);
+    }
+    out
+}
+
+/// Item difficulties from `irt_fit` over the responses the options name.
+async fn irt_difficulties(
+    ctx: &datafusion::prelude::SessionContext,
+    irt: &crate::experiment::matrix::IrtDifficulty,
+) -> Result<BTreeMap<String, f64>> {
+    let quote = |s: &str| s.replace('\'', "''");
+    let options = if irt.options.is_null() {
+        "{}".to_string()
+    } else {
+        irt.options.to_string()
+    };
+    let q = format!(
+        "SELECT CAST(item_id AS VARCHAR) AS item_id, difficulty FROM irt_fit('{}', '{}', '{}', '{}')",
+        quote(&irt.responses),
+        quote(&irt.model),
+        quote(&irt.method),
+        quote(&options)
+    );
+    let batches = ctx.sql(&q).await?.collect().await?;
+    let mut out = BTreeMap::new();
+    for batch in &batches {
+        let ids = required_text(DOC.name, batch, "item_id", out.len())?;
+        let d = cast(batch.column(1), &DataType::Float64)?;
+        let d = d.as_any().downcast_ref::<Float64Array>().expect("f64");
+        for r in 0..batch.num_rows() {
+            if d.is_valid(r) {
+                out.insert(ids.value(r).to_string(), d.value(r));
+            }
+        }
     }
     Ok(out)
 }
@@ -131,7 +187,11 @@ impl TableFunctionImpl for GeneralizationMatrix {
                 let batches = read_source(&ctx, &source).await?;
                 let items = eval_items(DOC.name, &batches)?;
                 let ids: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
-                let bins = bins(&batches, &ids, options.n_bins)?;
+                let fitted = match &options.irt {
+                    Some(irt) => Some(irt_difficulties(&ctx, irt).await?),
+                    None => None,
+                };
+                let bins = bins(&batches, &ids, options.n_bins, fitted.as_ref())?;
                 let mut responses = Vec::new();
                 for batch in &batches {
                     let r = required_text(DOC.name, batch, "response", responses.len())?;

@@ -39,7 +39,32 @@ pub struct MatrixOptions {
     pub train: serde_json::Value,
     /// Evaluation options (see `evaluate`).
     pub evaluate: serde_json::Value,
+    /// Compute each item's difficulty with IRT from these responses instead of reading a
+    /// `bin` or `difficulty` column.
+    pub irt: Option<IrtDifficulty>,
     pub run_store: Option<String>,
+}
+
+/// Where IRT difficulties come from: `irt_fit(source, model, method, options)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrtDifficulty {
+    /// A responses table name or query (model_id, item_id, correct[, benchmark]).
+    pub responses: String,
+    #[serde(default = "default_irt_model")]
+    pub model: String,
+    #[serde(default = "default_irt_method")]
+    pub method: String,
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+fn default_irt_model() -> String {
+    "1pl".into()
+}
+
+fn default_irt_method() -> String {
+    "jml".into()
 }
 
 impl Default for MatrixOptions {
@@ -51,6 +76,7 @@ impl Default for MatrixOptions {
             seed: 42,
             train: serde_json::json!({}),
             evaluate: serde_json::json!({}),
+            irt: None,
             run_store: None,
         }
     }

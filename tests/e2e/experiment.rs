@@ -449,3 +449,119 @@ async fn plots_and_terminal_heatmap_of_a_matrix() {
         "{text}"
     );
 }
+
+/// queries/paper_pipeline.sql runs end to end on a tiny model (30 GSM8K items, 3 bins, short
+/// generations), through the command line, with the run store in a temporary folder.
+#[test]
+fn paper_pipeline_runs_end_to_end_on_a_tiny_model() {
+    let Some(data) = super::common::shared_data("gsm8k") else {
+        return;
+    };
+    let data = data.parent().unwrap().to_path_buf();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("base");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+        .args(["tiny-model", "--out"])
+        .arg(&model)
+        .args([
+            "--options",
+            r#"{"vocab_size": 400, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 64}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let tasks = std::fs::read_to_string(root.join("tasks/gsm8k.sql")).unwrap();
+    let pipeline = std::fs::read_to_string(root.join("paper_pipeline.sql"))
+        .unwrap()
+        .replace("FROM gsm8k_task t", "FROM gsm8k_small t")
+        .replace("'models/base'", &format!("'{}'", model.display()))
+        .replace("out/paper/", &format!("{}/out/", tmp.path().display()))
+        .replace("\"n_bins\": 10", "\"n_bins\": 3")
+        .replace("\"epochs\": 5", "\"epochs\": 1")
+        .replace("\"max_new_tokens\": 256", "\"max_new_tokens\": 12");
+    let script = format!(
+        "{tasks}\nCREATE VIEW gsm8k_small AS SELECT * FROM gsm8k_task ORDER BY item_id LIMIT 30;\n{pipeline}"
+    );
+    let path = tmp.path().join("pipeline.sql");
+    std::fs::write(&path, script).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+        .args(["sql", "--data"])
+        .arg(&data)
+        .arg("-f")
+        .arg(&path)
+        .env("CROSSDIFF_RUNS", tmp.path().join("runs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(9 rows)") && stdout.contains("delta vs zero-shot"),
+        "{stdout}"
+    );
+    assert!(tmp
+        .path()
+        .join("out/gsm8k_generalization_matrix.parquet")
+        .exists());
+}
+
+/// With the `irt` option the matrix bins items by IRT difficulty fitted from responses.
+#[tokio::test]
+async fn generalization_matrix_bins_by_fitted_difficulty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&task_rows())).await;
+    // 20 models; item k of 24 is answered by models whose index exceeds a difficulty rank.
+    let mut values = Vec::new();
+    for (k, (id, _, _)) in task_rows().iter().enumerate() {
+        for m in 0..20 {
+            let correct = (m * 7 + k * 3) % 20 > k * 20 / 30 + 2;
+            values.push(format!("('m{m}', '{id}', {correct})"));
+        }
+    }
+    sql(
+        &ctx,
+        &format!(
+            "CREATE TABLE resp(model_id VARCHAR, item_id VARCHAR, correct BOOLEAN) AS VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let options = OPTIONS
+        .replace("STORE", &tmp.path().join("runs").display().to_string())
+        .replace("\"epochs\": 40", "\"epochs\": 2")
+        .replace(
+            "\"n_bins\": 3",
+            "\"n_bins\": 3, \"irt\": {\"responses\": \"resp\"}",
+        );
+    let out = sql(
+        &ctx,
+        &format!(
+            "SELECT eval_bin, min(n_items), max(n_items), count(*) FROM generalization_matrix('SELECT item_id, prompt, response, answer FROM task', '{}', '{options}') GROUP BY eval_bin ORDER BY eval_bin",
+            model.display()
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&out, 0), vec!["0", "1", "2"], "{}", table(&out));
+    assert_eq!(column_text(&out, 1), vec!["8", "8", "8"]);
+    assert_eq!(column_text(&out, 3), vec!["3", "3", "3"]);
+    let err = sql_err(
+        &ctx,
+        &format!(
+            "SELECT * FROM generalization_matrix('task', '{}', '{{\"irt\": {{\"source\": \"resp\"}}}}')",
+            model.display()
+        ),
+    )
+    .await;
+    assert!(err.contains("unknown field `source`"), "{err}");
+}
