@@ -402,7 +402,8 @@ fn run_simulate(args: SimulateArgs) -> Result<(), String> {
         }
     }
     let batch = simulate(spec).to_batch("sim");
-    data::files::write_parquet(&args.out, std::slice::from_ref(&batch)).map_err(|e| e.to_string())?;
+    data::files::write_parquet(&args.out, std::slice::from_ref(&batch))
+        .map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} simulated responses to {}",
         batch.num_rows(),

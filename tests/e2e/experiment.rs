@@ -565,3 +565,60 @@ async fn generalization_matrix_bins_by_fitted_difficulty() {
     .await;
     assert!(err.contains("unknown field `source`"), "{err}");
 }
+
+/// Dropping a running generalization_matrix query stops its fine-tune at a step boundary
+/// (the run is left "interrupted" with a checkpoint); the same query then finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let store_dir = tmp.path().join("runs");
+    let options = OPTIONS
+        .replace("STORE", &store_dir.display().to_string())
+        .replace("\"epochs\": 40", "\"epochs\": 150");
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&task_rows())).await;
+    let q = format!(
+        "SELECT train_bin, eval_bin, accuracy FROM generalization_matrix('task', '{}', '{options}') ORDER BY train_bin, eval_bin",
+        model.display()
+    );
+    let running = {
+        let (ctx, q) = (ctx.clone(), q.clone());
+        tokio::spawn(async move { sql(&ctx, &q).await })
+    };
+    let store = RunStore::locate(Some(store_dir.to_str().unwrap()));
+    let status = |kind: &str, status: &str| {
+        store
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.kind == kind && r.status == status)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !status("fine_tune", "running") {
+        assert!(std::time::Instant::now() < deadline, "no fine-tune started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    running.abort();
+    while !status("fine_tune", "interrupted") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fine-tune did not stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let stopped = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.status == "interrupted")
+        .unwrap();
+    let steps = stopped.summary["steps"].as_u64().unwrap();
+    assert!(steps < 150, "stopped after {steps} of 150 steps");
+    let finished = sql(&ctx, &q).await;
+    assert_eq!(finished.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
+    let record = store.record(&stopped.id).unwrap().unwrap();
+    assert_eq!(record.status, "done");
+    assert_eq!(record.summary["steps"].as_u64(), Some(150));
+}
