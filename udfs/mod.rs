@@ -3,6 +3,7 @@
 //! Files here hold signatures, argument checks and documentation; the numerics live in
 //! `src/` (`stats`, `data`, and later `irt` and `lm`).
 
+pub mod arithmetic_items;
 pub mod difficulty_bin;
 pub mod difficulty_quantile;
 pub mod evaluate;
@@ -46,6 +47,7 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
         irt_fit::DOC,
         irt_abilities::DOC,
         irt_simulate::DOC,
+        arithmetic_items::DOC,
         read_responses::DOC,
         tiny_model::DOC,
         fine_tune::DOC,
@@ -77,6 +79,10 @@ pub fn register_all(ctx: &SessionContext) {
         Arc::new(irt_abilities::IrtAbilities),
     );
     ctx.register_udtf(irt_simulate::DOC.name, Arc::new(irt_simulate::IrtSimulate));
+    ctx.register_udtf(
+        arithmetic_items::DOC.name,
+        Arc::new(arithmetic_items::ArithmeticItems),
+    );
     ctx.register_udtf(tiny_model::DOC.name, Arc::new(tiny_model::TinyModel));
     ctx.register_udtf(fine_tune::DOC.name, Arc::new(fine_tune::FineTune));
     ctx.register_udtf(evaluate::DOC.name, Arc::new(evaluate::Evaluate));

@@ -2,6 +2,7 @@
 //! jsonlines. Every reader validates as it goes and names the file and line (or row) of any
 //! problem; nothing here knows about SQL.
 
+pub mod arithmetic;
 pub mod columns;
 pub mod error;
 pub mod files;

@@ -8,6 +8,9 @@ use serde_json::Value as Json;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::SplitDelimiterBehavior;
 use tokenizers::{
     AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper,
     PreTokenizerWrapper, Tokenizer, TokenizerImpl,
@@ -209,6 +212,10 @@ impl TextTokenizer {
     }
 }
 
+/// The split pattern of Qwen2's tokenizer.json (contractions, letter runs, single digits,
+/// punctuation runs, newlines, spaces).
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
 /// Trains a byte-level BPE tokenizer (GPT-2/Qwen style: every byte is a base symbol, so no
 /// text is ever unknown) of at most `vocab_size` tokens on `texts`, with `special_tokens`
 /// first in the vocabulary and never split. Writes it to `path` as tokenizer.json.
@@ -249,8 +256,19 @@ pub fn train_byte_level_bpe(
         PostProcessorWrapper,
         DecoderWrapper,
     > = TokenizerImpl::new(ModelWrapper::BPE(BPE::default()));
-    let byte_level = ByteLevel::new(false, false, true);
-    tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::ByteLevel(byte_level)));
+    // Qwen2's pre-tokenization: words, single digits (so numbers are read digit by digit, which
+    // arithmetic needs), punctuation runs and whitespace, then bytes to symbols.
+    let split = Split::new(
+        SplitPattern::Regex(QWEN2_SPLIT.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| LmError::Invalid(format!("pre-tokenizer pattern: {e}")))?;
+    let byte_level = ByteLevel::new(false, false, false);
+    tokenizer.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+        PreTokenizerWrapper::Split(split),
+        PreTokenizerWrapper::ByteLevel(byte_level),
+    ]))));
     tokenizer.with_decoder(Some(DecoderWrapper::ByteLevel(byte_level)));
     tokenizer.with_post_processor(Some(PostProcessorWrapper::ByteLevel(byte_level)));
     let mut trainer = TrainerWrapper::BpeTrainer(trainer);
@@ -313,6 +331,9 @@ mod tests {
         assert_eq!(tok.decode(&ids, false).unwrap(), text);
         // Merges learned from the corpus make frequent words shorter than their bytes.
         assert!(tok.encode("Question", false).unwrap().len() == 1);
+        // Digits are never merged: 2024 is four tokens.
+        let digits = tok.encode("2024", false).unwrap();
+        assert_eq!(digits.len(), 4, "{digits:?}");
         let ids = tok.encode("a<|im_end|>b", false).unwrap();
         assert_eq!(ids[1], tok.token_to_id("<|im_end|>").unwrap());
         assert_eq!(tok.end_ids(), &[2]);
