@@ -46,6 +46,24 @@ enum Command {
     /// paper's heatmap plus per-bin zero-shot accuracy; `plot difficulty` draws difficulty
     /// histograms per benchmark.
     Plot(PlotArgs),
+    /// Trains the tiny-model zoo on the synthetic arithmetic benchmark and writes its
+    /// leaderboard (responses.parquet) and the items (items.parquet) to a folder.
+    Zoo(ZooArgs),
+}
+
+#[derive(Args)]
+struct ZooArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Items per operand length and operation.
+    #[arg(long, default_value_t = 30)]
+    per_level: usize,
+    #[arg(long, default_value_t = 4)]
+    max_digits: u32,
+    /// The zoo's shape as JSON (sizes, snapshots, steps_per_snapshot, batch_size, learning_rate, seed).
+    #[arg(long)]
+    options: Option<String>,
 }
 
 #[derive(Args)]
@@ -254,6 +272,7 @@ fn main() -> ExitCode {
             Command::FineTune(args) => run_fine_tune(args).await,
             Command::Runs(args) => run_runs(args),
             Command::Plot(args) => run_plot(args).await,
+            Command::Zoo(args) => run_zoo(args),
         }
     });
     match result {
@@ -792,5 +811,89 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
     for path in written {
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+fn run_zoo(args: ZooArgs) -> Result<(), String> {
+    use crossdiff::datafusion::arrow::array::{
+        BooleanArray, RecordBatch, StringArray, UInt32Array,
+    };
+    use crossdiff::datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use crossdiff::experiment::zoo::{train_zoo, ZooSpec};
+    use std::sync::Arc;
+    let spec: ZooSpec = match &args.options {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
+        None => ZooSpec::default(),
+    };
+    let items = crossdiff::data::arithmetic::arithmetic_items(args.per_level, args.max_digits, 42);
+    let started = std::time::Instant::now();
+    let scratch = args.out.join(".zoo-models");
+    let responses =
+        train_zoo(&scratch, &items, &spec, &Default::default()).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let batch = RecordBatch::try_new(
+        data::responses::responses_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|r| r.model_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|_| "arithmetic"),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|r| r.item_id.as_str()),
+            )),
+            Arc::new(BooleanArray::from(
+                responses.iter().map(|r| r.correct).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    data::files::write_parquet(&args.out.join("responses.parquet"), &[batch])
+        .map_err(|e| e.to_string())?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("benchmark", DataType::Utf8, false),
+        Field::new("item_id", DataType::Utf8, false),
+        Field::new("question", DataType::Utf8, false),
+        Field::new("answer", DataType::Utf8, false),
+        Field::new("n_digits", DataType::UInt32, false),
+        Field::new("n_carries", DataType::UInt32, false),
+    ]));
+    let items_batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|_| "arithmetic"),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.item_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.question.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.answer.as_str()),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                items.iter().map(|i| i.n_digits),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                items.iter().map(|i| i.n_carries),
+            )),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    data::files::write_parquet(&args.out.join("items.parquet"), &[items_batch])
+        .map_err(|e| e.to_string())?;
+    let models: std::collections::BTreeSet<&str> =
+        responses.iter().map(|r| r.model_id.as_str()).collect();
+    println!(
+        "wrote {} responses of {} models on {} items to {} in {:.1} s",
+        responses.len(),
+        models.len(),
+        items.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
