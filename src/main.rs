@@ -815,75 +815,24 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
 }
 
 fn run_zoo(args: ZooArgs) -> Result<(), String> {
-    use crossdiff::datafusion::arrow::array::{
-        BooleanArray, RecordBatch, StringArray, UInt32Array,
-    };
-    use crossdiff::datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use crossdiff::experiment::zoo::{train_zoo, ZooSpec};
-    use std::sync::Arc;
+    use crossdiff::data::arithmetic::{arithmetic_items, items_batch};
+    use crossdiff::experiment::zoo::{responses_batch, train_zoo, ZooSpec};
     let spec: ZooSpec = match &args.options {
         Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
         None => ZooSpec::default(),
     };
-    let items = crossdiff::data::arithmetic::arithmetic_items(args.per_level, args.max_digits, 42);
+    let items = arithmetic_items(args.per_level, args.max_digits, 42);
     let started = std::time::Instant::now();
     let scratch = args.out.join(".zoo-models");
     let responses =
         train_zoo(&scratch, &items, &spec, &Default::default()).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&scratch);
-    let batch = RecordBatch::try_new(
-        data::responses::responses_schema(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                responses.iter().map(|r| r.model_id.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                responses.iter().map(|_| "arithmetic"),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                responses.iter().map(|r| r.item_id.as_str()),
-            )),
-            Arc::new(BooleanArray::from(
-                responses.iter().map(|r| r.correct).collect::<Vec<_>>(),
-            )),
-        ],
+    data::files::write_parquet(
+        &args.out.join("responses.parquet"),
+        &[responses_batch(&responses)],
     )
     .map_err(|e| e.to_string())?;
-    data::files::write_parquet(&args.out.join("responses.parquet"), &[batch])
-        .map_err(|e| e.to_string())?;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("benchmark", DataType::Utf8, false),
-        Field::new("item_id", DataType::Utf8, false),
-        Field::new("question", DataType::Utf8, false),
-        Field::new("answer", DataType::Utf8, false),
-        Field::new("n_digits", DataType::UInt32, false),
-        Field::new("n_carries", DataType::UInt32, false),
-    ]));
-    let items_batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                items.iter().map(|_| "arithmetic"),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                items.iter().map(|i| i.item_id.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                items.iter().map(|i| i.question.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                items.iter().map(|i| i.answer.as_str()),
-            )),
-            Arc::new(UInt32Array::from_iter_values(
-                items.iter().map(|i| i.n_digits),
-            )),
-            Arc::new(UInt32Array::from_iter_values(
-                items.iter().map(|i| i.n_carries),
-            )),
-        ],
-    )
-    .map_err(|e| e.to_string())?;
-    data::files::write_parquet(&args.out.join("items.parquet"), &[items_batch])
+    data::files::write_parquet(&args.out.join("items.parquet"), &[items_batch(&items)])
         .map_err(|e| e.to_string())?;
     let models: std::collections::BTreeSet<&str> =
         responses.iter().map(|r| r.model_id.as_str()).collect();

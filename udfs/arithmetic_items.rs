@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray, UInt32Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, Result, ScalarValue};
+use datafusion::common::{plan_err, Result};
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::Expr;
 
-use super::TableFunctionDoc;
-use crate::data::arithmetic::arithmetic_items;
+use super::{positive_int_arg, TableFunctionDoc};
+use crate::data::arithmetic::{arithmetic_items, items_batch};
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "arithmetic_items",
@@ -26,17 +23,6 @@ human-style difficulty proxies.",
 #[derive(Debug, Default)]
 pub struct ArithmeticItems;
 
-fn positive(exprs: &[Expr], index: usize, name: &str, max: i64) -> Result<i64> {
-    match exprs.get(index) {
-        Some(Expr::Literal(ScalarValue::Int64(Some(n)), _)) if (1..=max).contains(n) => Ok(*n),
-        Some(other) => plan_err!(
-            "arithmetic_items: argument {} ({name}) must be an integer from 1 to {max}, got {other}",
-            index + 1
-        ),
-        None => plan_err!("arithmetic_items: missing argument {} ({name})", index + 1),
-    }
-}
-
 impl TableFunctionImpl for ArithmeticItems {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
@@ -47,50 +33,16 @@ impl TableFunctionImpl for ArithmeticItems {
                 exprs.len()
             );
         }
-        let per_level = positive(exprs, 0, "per_level", 100_000)? as usize;
-        let max_digits = positive(exprs, 1, "max_digits", 18)? as u32;
+        let per_level = positive_int_arg(DOC.name, exprs, 0, "per_level", 100_000)? as usize;
+        let max_digits = positive_int_arg(DOC.name, exprs, 1, "max_digits", 18)? as u32;
         let seed = if exprs.len() == 3 {
-            positive(exprs, 2, "seed", i64::MAX)? as u64
+            positive_int_arg(DOC.name, exprs, 2, "seed", i64::MAX)? as u64
         } else {
             42
         };
         // Generated at planning time: cheap, deterministic and bounded by the arguments.
-        let items = arithmetic_items(per_level, max_digits, seed);
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("benchmark", DataType::Utf8, false),
-            Field::new("item_id", DataType::Utf8, false),
-            Field::new("question", DataType::Utf8, false),
-            Field::new("answer", DataType::Utf8, false),
-            Field::new("n_digits", DataType::UInt32, false),
-            Field::new("n_carries", DataType::UInt32, false),
-            Field::new("subtraction", DataType::Boolean, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|_| "arithmetic"),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|i| i.item_id.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|i| i.question.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|i| i.answer.as_str()),
-                )),
-                Arc::new(UInt32Array::from_iter_values(
-                    items.iter().map(|i| i.n_digits),
-                )),
-                Arc::new(UInt32Array::from_iter_values(
-                    items.iter().map(|i| i.n_carries),
-                )),
-                Arc::new(BooleanArray::from(
-                    items.iter().map(|i| i.subtraction).collect::<Vec<_>>(),
-                )),
-            ],
-        )?;
+        let batch = items_batch(&arithmetic_items(per_level, max_digits, seed));
+        let schema = batch.schema();
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
 }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::Expr;
 
-use super::{string_arg, TableFunctionDoc};
+use super::{positive_int_arg, string_arg, TableFunctionDoc};
 use crate::irt::simulate::{simulate, SimulationSpec};
 use crate::irt::IrtModel;
 
@@ -26,14 +26,7 @@ JSON object: model ('1pl' or '2pl', default '1pl'), missing (share of unobserved
 pub struct IrtSimulate;
 
 fn count(exprs: &[Expr], index: usize, name: &str) -> Result<usize> {
-    match exprs.get(index) {
-        Some(Expr::Literal(ScalarValue::Int64(Some(n)), _)) if *n > 0 => Ok(*n as usize),
-        Some(other) => plan_err!(
-            "irt_simulate: argument {} ({name}) must be a positive integer, got {other}",
-            index + 1
-        ),
-        None => plan_err!("irt_simulate: missing argument {} ({name})", index + 1),
-    }
+    positive_int_arg(DOC.name, exprs, index, name, i64::MAX).map(|n| n as usize)
 }
 
 impl TableFunctionImpl for IrtSimulate {

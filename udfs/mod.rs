@@ -231,6 +231,30 @@ pub(crate) fn rank_partition(
     Ok(RankedPartition { positions, count })
 }
 
+/// A positive integer literal argument (at most `max`) of a table function; errors name the
+/// function and argument.
+pub(crate) fn positive_int_arg(
+    function: &str,
+    exprs: &[Expr],
+    index: usize,
+    name: &str,
+    max: i64,
+) -> Result<i64> {
+    match exprs.get(index) {
+        Some(Expr::Literal(ScalarValue::Int64(Some(n)), _)) if (1..=max).contains(n) => Ok(*n),
+        Some(other) => plan_err!(
+            "{function}: argument {} ({name}) must be a positive integer{}, got {other}",
+            index + 1,
+            if max < i64::MAX {
+                format!(" up to {max}")
+            } else {
+                String::new()
+            }
+        ),
+        None => plan_err!("{function}: missing argument {} ({name})", index + 1),
+    }
+}
+
 /// A string literal argument of a table function; errors name the function and argument.
 pub(crate) fn string_arg(
     function: &str,

@@ -3,8 +3,15 @@
 //! the number of digits and of carries (or borrows) to propagate; both are kept as the
 //! human-style difficulty proxies the paper correlates with IRT difficulty.
 
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// The benchmark name of these items in `items` and `responses` tables.
+pub const BENCHMARK: &str = "arithmetic";
 
 /// One question.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +92,47 @@ pub fn arithmetic_items(per_level: usize, max_digits: u32, seed: u64) -> Vec<Ari
         }
     }
     items
+}
+
+/// The items as an `items` table: benchmark, item_id, question, answer, n_digits, n_carries,
+/// subtraction.
+pub fn items_batch(items: &[ArithmeticItem]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("benchmark", DataType::Utf8, false),
+        Field::new("item_id", DataType::Utf8, false),
+        Field::new("question", DataType::Utf8, false),
+        Field::new("answer", DataType::Utf8, false),
+        Field::new("n_digits", DataType::UInt32, false),
+        Field::new("n_carries", DataType::UInt32, false),
+        Field::new("subtraction", DataType::Boolean, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|_| BENCHMARK),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.item_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.question.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.answer.as_str()),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                items.iter().map(|i| i.n_digits),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                items.iter().map(|i| i.n_carries),
+            )),
+            Arc::new(BooleanArray::from(
+                items.iter().map(|i| i.subtraction).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("columns match the schema")
 }
 
 #[cfg(test)]

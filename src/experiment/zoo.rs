@@ -68,6 +68,30 @@ pub struct ZooResponse {
     pub correct: bool,
 }
 
+/// The leaderboard as a canonical `responses` table.
+pub fn responses_batch(responses: &[ZooResponse]) -> datafusion::arrow::array::RecordBatch {
+    use datafusion::arrow::array::{BooleanArray, RecordBatch, StringArray};
+    use std::sync::Arc;
+    RecordBatch::try_new(
+        crate::data::responses::responses_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|r| r.model_id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|_| crate::data::arithmetic::BENCHMARK),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                responses.iter().map(|r| r.item_id.as_str()),
+            )),
+            Arc::new(BooleanArray::from(
+                responses.iter().map(|r| r.correct).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("columns match the schema")
+}
+
 /// Trains the zoo on `items` (their question and answer) and answers every item at every
 /// snapshot. `scratch` holds the random-init base models.
 pub fn train_zoo(
