@@ -25,7 +25,8 @@ enum Command {
     Sql(SqlArgs),
     /// Converts result files to the canonical responses table (.parquet) or py-irt jsonlines (.jsonl).
     Ingest(IngestArgs),
-    /// The main job: generates the embedded sample (if missing) and runs queries/demo.sql over it.
+    /// The main job: the paper's study on the shipped arithmetic leaderboard and base model
+    /// (data/demo): IRT difficulty, ten bins, the generalization matrix, plots (queries/demo.sql).
     Demo(DemoArgs),
     /// Writes the generated responses sample (responses.parquet, items.parquet) to a folder.
     Sample(SampleArgs),
@@ -53,15 +54,15 @@ enum Command {
 
 #[derive(Args)]
 struct ZooArgs {
-    /// Output folder.
+    /// Output folder (items.parquet, responses.parquet, zoo.json, models/).
     #[arg(long)]
     out: PathBuf,
-    /// Items per operand length and operation.
-    #[arg(long, default_value_t = 30)]
-    per_level: usize,
-    #[arg(long, default_value_t = 4)]
-    max_digits: u32,
-    /// The zoo's shape as JSON (sizes, snapshots, steps_per_snapshot, batch_size, learning_rate, seed).
+    /// The recipe as a zoo.json file (default: the recipe of the shipped data/demo).
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Fields to change in the recipe, as JSON (per_level, max_digits, item_seed, sizes,
+    /// snapshots, steps, spacing, batch_size, learning_rate, seed, base: {size, steps,
+    /// train_per_level}).
     #[arg(long)]
     options: Option<String>,
 }
@@ -238,9 +239,13 @@ struct IngestArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Regenerate the sample even if data/sample already holds it.
+    /// The study's inputs (items.parquet, responses.parquet, models/base); default: data/demo
+    /// of the current folder, else of the crossdiff checkout this binary was built from.
     #[arg(long)]
-    regenerate: bool,
+    data: Option<PathBuf>,
+    /// Where the outputs go.
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
     /// Output format of the printed results.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -380,25 +385,62 @@ fn write_sample(dir: &Path, seed: u64) -> Result<PathBuf, String> {
 const DEMO_SQL: &str = include_str!("../queries/demo.sql");
 
 async fn run_demo(args: DemoArgs) -> Result<(), String> {
-    let dir = PathBuf::from("data/sample");
-    if args.regenerate
-        || !dir.join("responses.parquet").exists()
-        || !dir.join("items.parquet").exists()
-    {
-        write_sample(&dir, 42)?;
+    let started = std::time::Instant::now();
+    let data = match args.data {
+        Some(dir) => dir,
+        None => [
+            PathBuf::from("data/demo"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo"),
+        ]
+        .into_iter()
+        .find(|d| d.join("responses.parquet").exists())
+        .ok_or(
+            "no data/demo here or in the crossdiff checkout; `crossdiff zoo --out data/demo` \
+             regenerates it",
+        )?,
+    };
+    for needed in [
+        "responses.parquet",
+        "items.parquet",
+        "models/base/config.json",
+    ] {
+        if !data.join(needed).exists() {
+            return Err(format!(
+                "{} is missing; `crossdiff zoo --out {}` regenerates the demo's inputs",
+                data.join(needed).display(),
+                data.display()
+            ));
+        }
     }
+    // The script names its folders data/demo and out/demo; here they are the ones given.
+    let slash = |p: &Path| p.display().to_string().trim_end_matches('/').to_string();
+    let script = DEMO_SQL
+        .replace("'data/demo/", &format!("'{}/", slash(&data)))
+        .replace("'out/demo/", &format!("'{}/", slash(&args.out)))
+        .replace("'out/demo'", &format!("'{}'", slash(&args.out)))
+        .replace("\"out/demo/", &format!("\"{}/", slash(&args.out)));
     let ctx = crossdiff::new_context();
-    crossdiff::register_data_dir(&ctx, &dir)
+    crossdiff::register_data_dir(&ctx, &data)
         .await
         .map_err(|e| e.to_string())?;
-    std::fs::create_dir_all("out/demo").map_err(|e| format!("out/demo: {e}"))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut shell = Shell::new(ctx, args.format);
     shell
-        .run_script(DEMO_SQL, "queries/demo.sql", &mut std::io::stdout())
+        .run_script(&script, "queries/demo.sql", &mut std::io::stdout())
         .await
         .map_err(|e| e.to_string())?;
-    eprintln!("\ninputs:  data/sample/responses.parquet, data/sample/items.parquet");
-    eprintln!("outputs: out/demo/item_difficulty.parquet, out/demo/bin_summary.parquet");
+    let out = slash(&args.out);
+    eprintln!(
+        "\ndemo finished in {:.1} s\ninputs:  {d}/items.parquet, {d}/responses.parquet, {d}/models/base",
+        started.elapsed().as_secs_f64(),
+        d = slash(&data)
+    );
+    eprintln!("outputs: {out}/item_difficulty.parquet   item difficulty, bin and proxies");
+    eprintln!("         {out}/matrix.parquet            the generalization matrix");
+    eprintln!("         {out}/matrix_heatmap.svg, .png  the heatmap");
+    eprintln!("         {out}/matrix_zero_shot.svg, .png zero-shot accuracy per bin");
+    eprintln!("         {out}/difficulty_arithmetic.svg, .png difficulty histogram");
+    eprintln!("         {out}/runs/                     the fine-tunes and evaluations (cached)");
     Ok(())
 }
 
@@ -721,8 +763,7 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
         .collect()
         .await
         .map_err(|e| e.to_string())?;
-    let mut written = Vec::new();
-    match args.what.as_str() {
+    let written = match args.what.as_str() {
         "matrix" => {
             let grid = plot::MatrixGrid::from_batches(&batches).ok_or(
                 "the result needs train_bin, eval_bin and delta columns (a generalization_matrix result)",
@@ -731,83 +772,22 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
                 .title
                 .as_deref()
                 .unwrap_or("Accuracy change vs zero-shot");
-            let stem = args.out.display().to_string();
             // The text heatmap first: it needs no font.
             print!(
                 "{}",
                 plot::terminal_heatmap(&grid, std::io::stdout().is_terminal())
             );
-            written.extend(plot::write_heatmap(
-                &grid,
-                Path::new(&format!("{stem}_heatmap")),
-                title,
-            )?);
-            if !grid.zero_shot.is_empty() {
-                written.extend(plot::write_zero_shot(
-                    &grid,
-                    Path::new(&format!("{stem}_zero_shot")),
-                    "Zero-shot accuracy per difficulty bin",
-                )?);
-            }
+            plot::write_matrix(&grid, &args.out, title)?
         }
         "difficulty" => {
-            let mut by_benchmark: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-            for batch in &batches {
-                let schema = batch.schema();
-                let d = schema
-                    .index_of("difficulty")
-                    .map_err(|_| "the result needs a difficulty column".to_string())?;
-                let d = crossdiff::datafusion::arrow::compute::cast(
-                    batch.column(d),
-                    &crossdiff::datafusion::arrow::datatypes::DataType::Float64,
-                )
-                .map_err(|e| e.to_string())?;
-                let d = d
-                    .as_any()
-                    .downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>()
-                    .expect("f64");
-                let names = match schema.index_of("benchmark") {
-                    Ok(i) => Some(
-                        crossdiff::datafusion::arrow::compute::cast(
-                            batch.column(i),
-                            &crossdiff::datafusion::arrow::datatypes::DataType::Utf8,
-                        )
-                        .map_err(|e| e.to_string())?,
-                    ),
-                    Err(_) => None,
-                };
-                use crossdiff::datafusion::arrow::array::Array;
-                for r in 0..batch.num_rows() {
-                    if d.is_null(r) {
-                        continue;
-                    }
-                    let name = names
-                        .as_ref()
-                        .and_then(|n| {
-                            n.as_any()
-                                .downcast_ref::<crossdiff::datafusion::arrow::array::StringArray>()
-                                .filter(|s| s.is_valid(r))
-                                .map(|s| s.value(r).to_string())
-                        })
-                        .unwrap_or_else(|| "all".into());
-                    by_benchmark.entry(name).or_default().push(d.value(r));
-                }
-            }
-            if by_benchmark.is_empty() {
-                return Err("the result has no difficulty values".into());
-            }
-            for (name, values) in &by_benchmark {
-                let stem = args.out.join(format!("difficulty_{name}"));
-                let title = format!("IRT difficulty: {name} ({} items)", values.len());
-                written.extend(plot::write_histogram(values, 20, &stem, &title)?);
-            }
+            plot::write_difficulty(&plot::difficulties_by_benchmark(&batches)?, &args.out)?
         }
         other => {
             return Err(format!(
                 "unknown plot `{other}`; expected matrix or difficulty"
             ))
         }
-    }
+    };
     for path in written {
         println!("wrote {}", path.display());
     }
@@ -815,34 +795,60 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
 }
 
 fn run_zoo(args: ZooArgs) -> Result<(), String> {
-    use crossdiff::data::arithmetic::{arithmetic_items, items_batch};
-    use crossdiff::experiment::zoo::{responses_batch, train_zoo, ZooSpec};
-    let spec: ZooSpec = match &args.options {
-        Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
+    use crossdiff::experiment::zoo::{write_zoo, ZooControl, ZooSpec};
+    let mut spec = match &args.spec {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str::<ZooSpec>(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })?,
         None => ZooSpec::default(),
     };
-    let items = arithmetic_items(args.per_level, args.max_digits, 42);
+    if let Some(json) = &args.options {
+        let mut value = serde_json::to_value(&spec).expect("a spec serializes");
+        let changes: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?;
+        let serde_json::Value::Object(changes) = changes else {
+            return Err("--options must be a JSON object".into());
+        };
+        for (k, v) in changes {
+            value[k] = v;
+        }
+        spec = serde_json::from_value(value).map_err(|e| format!("--options: {e}"))?;
+    }
     let started = std::time::Instant::now();
-    let scratch = args.out.join(".zoo-models");
-    let responses =
-        train_zoo(&scratch, &items, &spec, &Default::default()).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    data::files::write_parquet(
-        &args.out.join("responses.parquet"),
-        &[responses_batch(&responses)],
-    )
-    .map_err(|e| e.to_string())?;
-    data::files::write_parquet(&args.out.join("items.parquet"), &[items_batch(&items)])
-        .map_err(|e| e.to_string())?;
+    let control = ZooControl {
+        cancel: ctrl_c_cancel(),
+        progress: true,
+        ..Default::default()
+    };
+    let zoo = write_zoo(&args.out, &spec, &control).map_err(|e| e.to_string())?;
     let models: std::collections::BTreeSet<&str> =
-        responses.iter().map(|r| r.model_id.as_str()).collect();
+        zoo.responses.iter().map(|r| r.model_id.as_str()).collect();
     println!(
         "wrote {} responses of {} models on {} items to {} in {:.1} s",
-        responses.len(),
+        zoo.responses.len(),
         models.len(),
-        items.len(),
+        zoo.items.len(),
         args.out.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(base) = &zoo.base {
+        println!("base model: {}", base.display());
+    }
     Ok(())
+}
+
+/// A cancel flag that Ctrl-C sets (work stops between steps).
+fn ctrl_c_cancel() -> crossdiff::experiment::Cancel {
+    let cancel = crossdiff::experiment::Cancel::default();
+    let flag = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping at the end of this step");
+            flag.set();
+        }
+    });
+    cancel
 }

@@ -381,6 +381,77 @@ pub fn write_heatmap(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<
     )
 }
 
+/// Writes a matrix result's pictures: `<stem>_heatmap.{svg,png}` and, when the grid has
+/// zero-shot accuracies, `<stem>_zero_shot.{svg,png}`.
+pub fn write_matrix(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<PathBuf>, String> {
+    let named = |suffix: &str| {
+        let mut name = stem.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        stem.with_file_name(name)
+    };
+    let mut written = write_heatmap(grid, &named("_heatmap"), title)?;
+    if !grid.zero_shot.is_empty() {
+        written.extend(write_zero_shot(
+            grid,
+            &named("_zero_shot"),
+            "Zero-shot accuracy per difficulty bin",
+        )?);
+    }
+    Ok(written)
+}
+
+/// The finite difficulties of a result with a `difficulty` column, per value of its
+/// `benchmark` column ("all" without one).
+pub fn difficulties_by_benchmark(
+    batches: &[RecordBatch],
+) -> Result<BTreeMap<String, Vec<f64>>, String> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for batch in batches {
+        let d = column_f64(batch, "difficulty")
+            .ok_or("the result needs a numeric `difficulty` column")?;
+        let names: Option<Vec<Option<String>>> =
+            batch.schema().index_of("benchmark").ok().map(|i| {
+                let text = cast(batch.column(i), &DataType::Utf8).expect("any type casts to text");
+                let text = text
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .expect("utf8")
+                    .clone();
+                (0..text.len())
+                    .map(|r| text.is_valid(r).then(|| text.value(r).to_string()))
+                    .collect()
+            });
+        for (r, value) in d.into_iter().enumerate() {
+            let Some(value) = value.filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let name = names
+                .as_ref()
+                .and_then(|n| n[r].clone())
+                .unwrap_or_else(|| "all".into());
+            out.entry(name).or_default().push(value);
+        }
+    }
+    if out.is_empty() {
+        return Err("the result has no finite difficulty values".into());
+    }
+    Ok(out)
+}
+
+/// One histogram per benchmark: `<folder>/difficulty_<benchmark>.{svg,png}`.
+pub fn write_difficulty(
+    by_benchmark: &BTreeMap<String, Vec<f64>>,
+    folder: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    for (name, values) in by_benchmark {
+        let stem = folder.join(format!("difficulty_{name}"));
+        let title = format!("IRT difficulty: {name} ({} items)", values.len());
+        written.extend(write_histogram(values, 20, &stem, &title)?);
+    }
+    Ok(written)
+}
+
 /// Writes per-bin zero-shot accuracy as bars.
 pub fn write_zero_shot(
     grid: &MatrixGrid,

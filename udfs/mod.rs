@@ -18,6 +18,8 @@ mod irt_source;
 pub mod kendall_tau;
 mod lazy;
 mod paired;
+pub mod plot_difficulty;
+pub mod plot_matrix;
 pub mod read_responses;
 pub mod runs;
 pub mod spearman_corr;
@@ -55,6 +57,8 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
         generalization_matrix::DOC,
         runs::DOC,
         runs::ITEMS_DOC,
+        plot_matrix::DOC,
+        plot_difficulty::DOC,
     ]
 }
 
@@ -92,6 +96,11 @@ pub fn register_all(ctx: &SessionContext) {
     );
     ctx.register_udtf(runs::DOC.name, Arc::new(runs::Runs));
     ctx.register_udtf(runs::ITEMS_DOC.name, Arc::new(runs::RunItems));
+    ctx.register_udtf(plot_matrix::DOC.name, Arc::new(plot_matrix::PlotMatrix));
+    ctx.register_udtf(
+        plot_difficulty::DOC.name,
+        Arc::new(plot_difficulty::PlotDifficulty),
+    );
 }
 
 /// The documentation section every crossdiff function is listed under.

@@ -135,7 +135,16 @@ fn held_out(item_id: &str, share: f64, seed: u64) -> bool {
     let mut h = ContentHash::new();
     h.field(&seed.to_string()).field(item_id);
     let top = u64::from_str_radix(&h.hex()[..16], 16).unwrap_or(0);
-    (top as f64 / u64::MAX as f64) < share
+    // FNV's high bits barely move with an id's last character, so consecutive ids
+    // ("add-2-010", "add-2-011", ...) would land on the same side: mix them first.
+    (mix64(top) as f64 / u64::MAX as f64) < share
+}
+
+/// splitmix64's finalizer: every input bit flips about half of the output bits.
+fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 fn per_bin(
@@ -267,4 +276,27 @@ pub fn generalization_matrix(
         fine_tunes_run,
         evaluations_run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The split is near the asked share overall and within every run of consecutive ids.
+    #[test]
+    fn held_out_split_is_even_over_consecutive_ids() {
+        let ids: Vec<String> = (0..400).map(|k| format!("add-2-{k:03}")).collect();
+        let held: Vec<bool> = ids.iter().map(|id| held_out(id, 0.5, 42)).collect();
+        let share = held.iter().filter(|&&h| h).count() as f64 / ids.len() as f64;
+        assert!((share - 0.5).abs() < 0.06, "{share}");
+        for block in held.chunks(20) {
+            let n = block.iter().filter(|&&h| h).count();
+            assert!((4..=16).contains(&n), "{n} of 20 held out: {block:?}");
+        }
+        assert!(!held_out("x", 0.0, 42));
+        let other_seed = ids
+            .iter()
+            .filter(|id| held_out(id, 0.5, 7) != held_out(id, 0.5, 42));
+        assert!(other_seed.count() > 100);
+    }
 }

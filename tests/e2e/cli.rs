@@ -226,32 +226,167 @@ fn human_metrics_script_on_real_data() {
     }
 }
 
-/// The README's main command, on a fresh folder: generates the sample, runs the demo, writes outputs.
+/// The README's main command runs queries/demo.sql end to end (IRT, bins, proxies, matrix,
+/// exports, pictures) on a miniature zoo built by the same code as data/demo, from another
+/// folder, and a second run reuses its cached runs.
 #[test]
-fn demo_runs_on_a_fresh_folder() {
+fn demo_runs_the_whole_study() {
+    use crossdiff::experiment::zoo::{write_zoo, BaseSpec, ZooControl, ZooSpec};
+    use crossdiff::lm::tiny::TinySpec;
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_crossdiff"))
-        .current_dir(dir.path())
-        .args(["demo", "--format", "csv"])
-        .output()
-        .unwrap();
+    let size = TinySpec {
+        vocab_size: 280,
+        hidden_size: 32,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        seed: 1,
+    };
+    let spec = ZooSpec {
+        per_level: 20,
+        max_digits: 2,
+        sizes: vec![size.clone()],
+        snapshots: 6,
+        steps: 60,
+        base: BaseSpec {
+            size,
+            steps: 20,
+            train_per_level: 20,
+        },
+        ..ZooSpec::default()
+    };
+    let data = dir.path().join("zoo");
+    write_zoo(&data, &spec, &ZooControl::default()).unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+            .current_dir(dir.path())
+            .args([
+                "demo", "--data", "zoo", "--out", "results", "--format", "csv",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run();
     assert!(o.status.success(), "{}", stderr(&o));
-    for f in [
-        "data/sample/responses.parquet",
-        "data/sample/items.parquet",
-        "out/demo/item_difficulty.parquet",
-        "out/demo/bin_summary.parquet",
+    let text = stdout(&o);
+    for needle in [
+        "models,items,responses,mean_accuracy\n6,80,480,",
+        "spearman_digits,spearman_carries",
+        "eval_bin,items,zero_shot",
+        "bin_gap,cells,mean_delta",
+        "results/matrix_heatmap.png",
+        "results/difficulty_arithmetic.svg",
     ] {
-        assert!(dir.path().join(f).exists(), "{f}");
+        assert!(text.contains(needle), "{needle}: {text}");
     }
-    assert!(stdout(&o).contains("spearman_truth"), "{}", stdout(&o));
-    // A second run reuses the sample and replaces the outputs.
+    for f in [
+        "item_difficulty.parquet",
+        "matrix.parquet",
+        "matrix_heatmap.svg",
+        "matrix_zero_shot.png",
+    ] {
+        assert!(dir.path().join("results").join(f).exists(), "{f}");
+    }
+    let err = stderr(&o);
+    assert!(
+        err.contains("demo finished in") && err.contains("results/matrix.parquet"),
+        "{err}"
+    );
+    // 1 zero-shot evaluation + 10 fine-tunes + 10 evaluations, all cached.
+    let runs = std::fs::read_dir(dir.path().join("results/runs"))
+        .unwrap()
+        .count();
+    assert!(runs >= 21, "{runs}");
+    let o = run();
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = Command::new(env!("CARGO_BIN_EXE_crossdiff"))
         .current_dir(dir.path())
-        .args(["demo", "--format", "csv"])
+        .args(["demo", "--data", "nowhere"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("crossdiff zoo --out nowhere"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// data/demo is what `crossdiff zoo` builds from its zoo.json: the items whole, and the
+/// leaderboard's first models retrained from scratch here (the whole build takes minutes;
+/// `shipped_demo_is_reproducible_in_full` checks everything, base model included).
+#[test]
+fn shipped_demo_is_reproducible() {
+    check_shipped_demo(false);
+}
+
+#[test]
+#[ignore = "retrains the whole zoo and the base model (minutes); run with --ignored"]
+fn shipped_demo_is_reproducible_in_full() {
+    check_shipped_demo(true);
+}
+
+fn check_shipped_demo(full: bool) {
+    use crossdiff::experiment::zoo::{responses_batch, train_zoo, ZooControl, ZooSpec};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
+    if !root.join("zoo.json").exists() {
+        eprintln!("SKIPPED: data/demo/zoo.json is absent");
+        return;
+    }
+    let spec: ZooSpec =
+        serde_json::from_str(&std::fs::read_to_string(root.join("zoo.json")).unwrap()).unwrap();
+    let read = |name: &str| {
+        let file = std::fs::File::open(root.join(name)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        crossdiff::datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches)
+            .unwrap()
+    };
+    let items = crossdiff::data::arithmetic::items_batch(&spec.benchmark());
+    assert_eq!(
+        read("items.parquet"),
+        items,
+        "items.parquet differs from zoo.json's benchmark"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let control = if full {
+        ZooControl::default()
+    } else {
+        ZooControl {
+            size_limit: Some(1),
+            snapshot_limit: Some(4),
+            ..Default::default()
+        }
+    };
+    let zoo = train_zoo(
+        &tmp.path().join("s"),
+        &tmp.path().join("m"),
+        &spec,
+        &control,
+    )
+    .unwrap();
+    let regenerated = responses_batch(&zoo.responses);
+    let shipped = read("responses.parquet");
+    assert_eq!(
+        shipped.slice(0, regenerated.num_rows()),
+        regenerated,
+        "responses.parquet differs from a rebuild: run `crossdiff zoo --spec data/demo/zoo.json --out data/demo`"
+    );
+    if full {
+        assert_eq!(shipped.num_rows(), regenerated.num_rows());
+        for file in ["model.safetensors", "tokenizer.json", "config.json"] {
+            assert_eq!(
+                std::fs::read(root.join("models/base").join(file)).unwrap(),
+                std::fs::read(tmp.path().join("m/base").join(file)).unwrap(),
+                "models/base/{file} differs from a rebuild"
+            );
+        }
+    }
 }
 
 /// The sample shipped in data/ is exactly what the generator produces.
