@@ -823,7 +823,12 @@ fn run_zoo(args: ZooArgs) -> Result<(), String> {
         progress: true,
         ..Default::default()
     };
-    let zoo = write_zoo(&args.out, &spec, &control).map_err(|e| e.to_string())?;
+    let zoo = write_zoo(&args.out, &spec, &control).map_err(|e| match e {
+        crossdiff::experiment::ExperimentError::Cancelled(_) => {
+            format!("{e}; the same command resumes after the last finished training run")
+        }
+        other => other.to_string(),
+    })?;
     let models: std::collections::BTreeSet<&str> =
         zoo.responses.iter().map(|r| r.model_id.as_str()).collect();
     println!(

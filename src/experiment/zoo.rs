@@ -130,6 +130,38 @@ impl ZooSpec {
         .collect()
     }
 
+    /// A zoo that builds in about a second (one 30 k-parameter size, 12 items, 3 snapshots):
+    /// for tests and for trying the pipeline.
+    pub fn miniature() -> Self {
+        let size = TinySpec {
+            vocab_size: 280,
+            hidden_size: 32,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            intermediate_size: 64,
+            max_position_embeddings: 64,
+            seed: 1,
+        };
+        Self {
+            per_level: 3,
+            max_digits: 2,
+            item_seed: 1,
+            sizes: vec![size.clone()],
+            snapshots: 3,
+            steps: 12,
+            spacing: 1.0,
+            batch_size: 8,
+            learning_rate: 3e-3,
+            seed: 5,
+            base: BaseSpec {
+                size,
+                steps: 4,
+                train_per_level: 10,
+            },
+        }
+    }
+
     /// The step after which each snapshot is taken (increasing, the last is `steps`).
     pub fn snapshot_steps(&self) -> Vec<usize> {
         let n = self.snapshots as f64;
@@ -333,9 +365,49 @@ impl TrainingRun<'_> {
     }
 }
 
+/// The responses of one finished training run, kept in the scratch folder so that an
+/// interrupted build resumes after its last finished run. `key` (the spec, the run, the
+/// snapshots) must match for them to be reused.
+struct FinishedRun {
+    path: PathBuf,
+    key: serde_json::Value,
+}
+
+impl FinishedRun {
+    fn load(&self) -> Option<Vec<ZooResponse>> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if value.get("key") != Some(&self.key) {
+            return None;
+        }
+        let rows: Vec<(String, String, bool)> =
+            serde_json::from_value(value.get("responses")?.clone()).ok()?;
+        Some(
+            rows.into_iter()
+                .map(|(model_id, item_id, correct)| ZooResponse {
+                    model_id,
+                    item_id,
+                    correct,
+                })
+                .collect(),
+        )
+    }
+
+    fn save(&self, responses: &[ZooResponse]) -> Result<()> {
+        let rows: Vec<(&str, &str, bool)> = responses
+            .iter()
+            .map(|r| (r.model_id.as_str(), r.item_id.as_str(), r.correct))
+            .collect();
+        let text = serde_json::json!({"key": self.key, "responses": rows}).to_string();
+        let partial = self.path.with_extension("partial");
+        std::fs::write(&partial, text).map_err(|e| ExperimentError::io(&partial, e))?;
+        std::fs::rename(&partial, &self.path).map_err(|e| ExperimentError::io(&self.path, e))
+    }
+}
+
 /// Trains the zoo and answers every benchmark item at every snapshot; then trains the base
-/// model. `scratch` holds the models being trained; the base model is written to
-/// `models/base`.
+/// model. `scratch` holds the models being trained and the responses of finished runs (an
+/// interrupted build resumes from them); the base model is written to `models/base`.
 pub fn train_zoo(
     scratch: &Path,
     models: &Path,
@@ -391,6 +463,24 @@ pub fn train_zoo(
     };
     let mut responses = Vec::new();
     for (k, size) in spec.sizes.iter().take(sizes).enumerate() {
+        let done = FinishedRun {
+            path: scratch.join(format!("size-{k}.done.json")),
+            key: serde_json::json!({"spec": spec, "size": k, "snapshots": snapshot_steps}),
+        };
+        if let Some(earlier) = done.load() {
+            say(format!(
+                "{}: reusing the {} responses of an earlier, interrupted build",
+                spec.model_id(k, spec.steps)
+                    .split("-step")
+                    .next()
+                    .unwrap_or(""),
+                earlier.len()
+            ));
+            bar.inc(snapshot_steps.last().copied().unwrap_or(0) as u64);
+            responses.extend(earlier);
+            continue;
+        }
+        let first = responses.len();
         let run = TrainingRun {
             dir: scratch.join(format!("size-{k}")),
             size,
@@ -416,6 +506,7 @@ pub fn train_zoo(
             }));
             Ok(())
         })?;
+        done.save(&responses[first..])?;
     }
     let mut base = None;
     if with_base {
@@ -454,10 +545,10 @@ pub fn train_zoo(
 /// so the folder says how to regenerate it) and `models/` (the kept models).
 pub fn write_zoo(out: &Path, spec: &ZooSpec, control: &ZooControl) -> Result<Zoo> {
     std::fs::create_dir_all(out).map_err(|e| ExperimentError::io(out, e))?;
+    // Kept when the build stops, so the same command resumes after the last finished run.
     let scratch = out.join(".zoo-scratch");
-    let zoo = train_zoo(&scratch, &out.join("models"), spec, control);
+    let zoo = train_zoo(&scratch, &out.join("models"), spec, control)?;
     let _ = std::fs::remove_dir_all(&scratch);
-    let zoo = zoo?;
     let write = |name: &str, batch| {
         let path = out.join(name);
         crate::data::files::write_parquet(&path, &[batch])
@@ -476,33 +567,7 @@ mod tests {
     use super::*;
 
     fn micro() -> ZooSpec {
-        let size = TinySpec {
-            vocab_size: 280,
-            hidden_size: 32,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            num_key_value_heads: 1,
-            intermediate_size: 64,
-            max_position_embeddings: 64,
-            seed: 1,
-        };
-        ZooSpec {
-            per_level: 3,
-            max_digits: 2,
-            item_seed: 1,
-            sizes: vec![size.clone()],
-            snapshots: 3,
-            steps: 12,
-            spacing: 1.0,
-            batch_size: 8,
-            learning_rate: 3e-3,
-            seed: 5,
-            base: BaseSpec {
-                size,
-                steps: 4,
-                train_per_level: 10,
-            },
-        }
+        ZooSpec::miniature()
     }
 
     #[test]
@@ -584,6 +649,43 @@ mod tests {
         .unwrap();
         assert_eq!(prefix.responses[..], full.responses[..2 * n_items]);
         assert!(prefix.base.is_none());
+        // A finished run's responses are kept in the scratch folder and reused by a build
+        // with the same spec (an interrupted build resumes), but not by another spec.
+        let scratch = tmp.path().join("resume");
+        let first = train_zoo(
+            &scratch,
+            &tmp.path().join("m3"),
+            &micro(),
+            &Default::default(),
+        )
+        .unwrap();
+        let marker = scratch.join("size-0.done.json");
+        let mut kept: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
+        let flipped = !first.responses[0].correct;
+        kept["responses"][0][2] = serde_json::Value::Bool(flipped);
+        std::fs::write(&marker, kept.to_string()).unwrap();
+        let resumed = train_zoo(
+            &scratch,
+            &tmp.path().join("m3"),
+            &micro(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(resumed.responses[0].correct, flipped);
+        assert_eq!(resumed.responses[1..], first.responses[1..]);
+        let other = ZooSpec {
+            learning_rate: 1e-3,
+            ..micro()
+        };
+        let fresh = train_zoo(
+            &scratch,
+            &tmp.path().join("m3"),
+            &other,
+            &Default::default(),
+        )
+        .unwrap();
+        assert_ne!(fresh.responses[0].correct, flipped);
         let stop = ZooControl::default();
         stop.cancel.set();
         assert!(train_zoo(tmp.path(), tmp.path(), &micro(), &stop).is_err());

@@ -231,31 +231,11 @@ fn human_metrics_script_on_real_data() {
 /// folder, and a second run reuses its cached runs.
 #[test]
 fn demo_runs_the_whole_study() {
-    use crossdiff::experiment::zoo::{write_zoo, BaseSpec, ZooControl, ZooSpec};
-    use crossdiff::lm::tiny::TinySpec;
+    use crossdiff::experiment::zoo::{write_zoo, ZooControl, ZooSpec};
     let dir = tempfile::tempdir().unwrap();
-    let size = TinySpec {
-        vocab_size: 280,
-        hidden_size: 32,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-        num_key_value_heads: 1,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        seed: 1,
-    };
     let spec = ZooSpec {
         per_level: 20,
-        max_digits: 2,
-        sizes: vec![size.clone()],
-        snapshots: 6,
-        steps: 60,
-        base: BaseSpec {
-            size,
-            steps: 20,
-            train_per_level: 20,
-        },
-        ..ZooSpec::default()
+        ..ZooSpec::miniature()
     };
     let data = dir.path().join("zoo");
     write_zoo(&data, &spec, &ZooControl::default()).unwrap();
@@ -272,7 +252,7 @@ fn demo_runs_the_whole_study() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     for needle in [
-        "models,items,responses,mean_accuracy\n6,80,480,",
+        "models,items,responses,mean_accuracy\n3,80,240,",
         "spearman_digits,spearman_carries",
         "eval_bin,items,zero_shot",
         "bin_gap,cells,mean_delta",
@@ -337,16 +317,7 @@ fn check_shipped_demo(full: bool) {
     }
     let spec: ZooSpec =
         serde_json::from_str(&std::fs::read_to_string(root.join("zoo.json")).unwrap()).unwrap();
-    let read = |name: &str| {
-        let file = std::fs::File::open(root.join(name)).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<_> = reader.map(Result::unwrap).collect();
-        crossdiff::datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches)
-            .unwrap()
-    };
+    let read = |name: &str| common::read_parquet(&root.join(name));
     let items = crossdiff::data::arithmetic::items_batch(&spec.benchmark());
     assert_eq!(
         read("items.parquet"),
@@ -398,15 +369,7 @@ fn shipped_sample_is_reproducible() {
         ("responses.parquet", &s.responses),
         ("items.parquet", &s.items),
     ] {
-        let file = std::fs::File::open(root.join(name)).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let batches: Vec<_> = reader.map(Result::unwrap).collect();
-        let shipped =
-            crossdiff::datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches)
-                .unwrap();
+        let shipped = common::read_parquet(&root.join(name));
         assert_eq!(
             &shipped, batch,
             "{name} differs from the generator: run `crossdiff sample` to regenerate"

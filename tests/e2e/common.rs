@@ -83,3 +83,14 @@ pub fn f64s(batches: &[RecordBatch], col: usize) -> Vec<Option<f64>> {
     }
     out
 }
+
+/// A Parquet file as one batch.
+pub fn read_parquet(path: &std::path::Path) -> RecordBatch {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    crossdiff::datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
