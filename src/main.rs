@@ -435,12 +435,19 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         d = slash(&data)
     );
-    eprintln!("outputs: {out}/item_difficulty.parquet   item difficulty, bin and proxies");
-    eprintln!("         {out}/matrix.parquet            the generalization matrix");
-    eprintln!("         {out}/matrix_heatmap.svg, .png  the heatmap");
-    eprintln!("         {out}/matrix_zero_shot.svg, .png zero-shot accuracy per bin");
-    eprintln!("         {out}/difficulty_arithmetic.svg, .png difficulty histogram");
-    eprintln!("         {out}/runs/                     the fine-tunes and evaluations (cached)");
+    let outputs = [
+        ("item_difficulty.parquet", "item difficulty, bin and proxies"),
+        ("matrix.parquet", "the generalization matrix (all items evaluated)"),
+        ("matrix_held_out.parquet", "the same on unseen items only"),
+        ("matrix_heatmap.png, .svg", "its heatmap (matrix_held_out_heatmap: the other)"),
+        ("matrix_zero_shot.png, .svg", "zero-shot accuracy per bin"),
+        ("difficulty_arithmetic.png, .svg", "the difficulty histogram"),
+        ("runs/", "the fine-tunes and evaluations (a re-run reuses them)"),
+    ];
+    for (k, (file, what)) in outputs.iter().enumerate() {
+        let head = if k == 0 { "outputs:" } else { "" };
+        eprintln!("{head:<8} {:<42} {what}", format!("{out}/{file}"));
+    }
     Ok(())
 }
 
