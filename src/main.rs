@@ -199,6 +199,9 @@ struct SqlArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+    /// Rows the table format shows of each result (0: all).
+    #[arg(long, default_value_t = crossdiff::shell::DEFAULT_MAX_ROWS)]
+    maxrows: usize,
 }
 
 #[derive(Args)]
@@ -249,6 +252,9 @@ struct DemoArgs {
     /// Output format of the printed results.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+    /// Rows the table format shows of each result (0: all).
+    #[arg(long, default_value_t = crossdiff::shell::DEFAULT_MAX_ROWS)]
+    maxrows: usize,
 }
 
 #[derive(Args)]
@@ -296,7 +302,7 @@ async fn run_sql(args: SqlArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let mut shell = Shell::new(ctx, args.format);
+    let mut shell = Shell::new(ctx, args.format).with_max_rows(args.maxrows);
     let mut out = std::io::stdout();
     if args.commands.is_empty() && args.files.is_empty() {
         if std::io::stdin().is_terminal() {
@@ -424,7 +430,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let mut shell = Shell::new(ctx, args.format);
+    let mut shell = Shell::new(ctx, args.format).with_max_rows(args.maxrows);
     shell
         .run_script(&script, "queries/demo.sql", &mut std::io::stdout())
         .await
@@ -436,13 +442,28 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         d = slash(&data)
     );
     let outputs = [
-        ("item_difficulty.parquet", "item difficulty, bin and proxies"),
-        ("matrix.parquet", "the generalization matrix (all items evaluated)"),
+        (
+            "item_difficulty.parquet",
+            "item difficulty, bin and proxies",
+        ),
+        (
+            "matrix.parquet",
+            "the generalization matrix (all items evaluated)",
+        ),
         ("matrix_held_out.parquet", "the same on unseen items only"),
-        ("matrix_heatmap.png, .svg", "its heatmap (matrix_held_out_heatmap: the other)"),
+        (
+            "matrix_heatmap.png, .svg",
+            "its heatmap (matrix_held_out_heatmap: the other)",
+        ),
         ("matrix_zero_shot.png, .svg", "zero-shot accuracy per bin"),
-        ("difficulty_arithmetic.png, .svg", "the difficulty histogram"),
-        ("runs/", "the fine-tunes and evaluations (a re-run reuses them)"),
+        (
+            "difficulty_arithmetic.png, .svg",
+            "the difficulty histogram",
+        ),
+        (
+            "runs/",
+            "the fine-tunes and evaluations (a re-run reuses them)",
+        ),
     ];
     for (k, (file, what)) in outputs.iter().enumerate() {
         let head = if k == 0 { "outputs:" } else { "" };

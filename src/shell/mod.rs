@@ -30,6 +30,9 @@ pub struct ScriptError {
     pub message: String,
 }
 
+/// Rows the table format shows unless told otherwise (datafusion-cli's default).
+pub const DEFAULT_MAX_ROWS: usize = 40;
+
 /// What the shell should do after a piece.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
@@ -40,6 +43,8 @@ enum Flow {
 pub struct Shell {
     ctx: SessionContext,
     format: OutputFormat,
+    /// Rows the table format shows (`None`: all).
+    max_rows: Option<usize>,
     timing: bool,
     /// Runtime the queries run on, apart from the shell's own, so that a cancelled query
     /// whose operators do not yield cannot starve the next one: on Ctrl-C this runtime is
@@ -62,6 +67,7 @@ SQL statements end with ';' and may span lines. Commands:
   \\h               list crossdiff functions
   \\h NAME          documentation of a function (any DataFusion function too)
   \\format FMT      output as table, csv, json or ndjson
+  \\maxrows N       rows a table shows (0: all; default 40)
   \\timing [on|off] show how long each statement takes
   \\q               quit
 Ctrl-C cancels the running query; Ctrl-D quits.";
@@ -71,9 +77,16 @@ impl Shell {
         Self {
             ctx,
             format,
+            max_rows: Some(DEFAULT_MAX_ROWS),
             timing: false,
             queries: None,
         }
+    }
+
+    /// Rows the table format shows (0: all).
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = (max_rows > 0).then_some(max_rows);
+        self
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -110,7 +123,7 @@ impl Shell {
             Piece::Sql { text, .. } => {
                 let started = Instant::now();
                 let (schema, batches) = self.query(text).await?;
-                print::print_batches(out, self.format, &schema, &batches)?;
+                print::print_batches(out, self.format, &schema, &batches, self.max_rows)?;
                 if self.timing {
                     eprintln!("Time: {:.3} s", started.elapsed().as_secs_f64());
                 }
@@ -121,7 +134,7 @@ impl Shell {
 
     async fn show(&mut self, sql: &str, out: &mut dyn Write) -> Result<Flow, String> {
         let (schema, batches) = self.query(sql).await?;
-        print::print_batches(out, self.format, &schema, &batches)?;
+        print::print_batches(out, self.format, &schema, &batches, self.max_rows)?;
         Ok(Flow::Continue)
     }
 
@@ -164,6 +177,13 @@ impl Shell {
                     other => return Err(format!("\\timing takes on or off, not `{other}`")),
                 };
                 eprintln!("Timing is {}.", if self.timing { "on" } else { "off" });
+                Ok(Flow::Continue)
+            }
+            "\\maxrows" => {
+                let n: usize = arg.trim().parse().map_err(|_| {
+                    format!("\\maxrows takes a number of rows (0 shows all), not `{arg}`")
+                })?;
+                self.max_rows = (n > 0).then_some(n);
                 Ok(Flow::Continue)
             }
             "\\format" | "\\pset" => {

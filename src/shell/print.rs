@@ -22,12 +22,30 @@ impl OutputFormat {
     }
 }
 
-/// Writes one statement's results. Statements without columns (DDL) print nothing.
+/// The first `limit` rows of `batches`.
+fn first_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
+    let mut left = limit;
+    let mut out = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(b.num_rows());
+        out.push(b.slice(0, take));
+        left -= take;
+    }
+    out
+}
+
+/// Writes one statement's results. Statements without columns (DDL) print nothing. The table
+/// format shows at most `max_rows` rows (`None`: all), as datafusion-cli does; the other
+/// formats always write every row.
 pub fn print_batches(
     out: &mut dyn Write,
     format: OutputFormat,
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    max_rows: Option<usize>,
 ) -> Result<(), String> {
     if schema.fields().is_empty() {
         return Ok(());
@@ -35,12 +53,21 @@ pub fn print_batches(
     let err = |e: &dyn std::fmt::Display| e.to_string();
     match format {
         OutputFormat::Table => {
-            let table =
-                pretty_format_batches_with_schema(schema.clone(), batches).map_err(|e| err(&e))?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let shown = max_rows.map_or(rows, |m| m.min(rows));
+            let table =
+                pretty_format_batches_with_schema(schema.clone(), &first_rows(batches, shown))
+                    .map_err(|e| err(&e))?;
             writeln!(out, "{table}").map_err(|e| err(&e))?;
-            writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })
-                .map_err(|e| err(&e))?;
+            if shown < rows {
+                writeln!(
+                    out,
+                    "({rows} rows, the first {shown} shown; \\maxrows N or --maxrows N changes this, 0 shows all)"
+                )
+            } else {
+                writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })
+            }
+            .map_err(|e| err(&e))?;
             // A generalization-matrix result also gets its heatmap, coloured on a terminal.
             if let Some(grid) = crate::plot::MatrixGrid::from_batches(batches) {
                 use std::io::IsTerminal;

@@ -38,6 +38,26 @@ fn sql_command_in_each_format() {
         text.contains("| x | y |") && text.contains("(2 rows)"),
         "{text}"
     );
+    // Tables show the first 40 rows (datafusion-cli's default); --maxrows and \maxrows change
+    // it, 0 shows all; other formats always write every row.
+    let long = "SELECT unnest(range(0, 100)) AS n";
+    let text = stdout(&crossdiff(&["sql", "-c", long]));
+    assert!(
+        text.contains("| 39 |") && !text.contains("| 40 |"),
+        "{text}"
+    );
+    assert!(text.contains("(100 rows, the first 40 shown;"), "{text}");
+    let text = stdout(&crossdiff(&["sql", "--maxrows", "0", "-c", long]));
+    assert!(
+        text.contains("| 99 |") && text.contains("(100 rows)"),
+        "{text}"
+    );
+    let text = stdout(&crossdiff(&["sql", "-c", "\\maxrows 3", "-c", long]));
+    assert!(text.contains("| 2 |") && !text.contains("| 3 |"), "{text}");
+    let o = crossdiff(&["sql", "-c", "\\maxrows many"]);
+    assert!(!o.status.success() && stderr(&o).contains("\\maxrows takes a number"));
+    let csv = stdout(&crossdiff(&["sql", "--format", "csv", "-c", long]));
+    assert_eq!(csv.lines().count(), 101);
     // Several statements in one -c, and -c given twice.
     let o = crossdiff(&[
         "sql",
@@ -332,7 +352,9 @@ fn check_shipped_demo(full: bool) {
     #[cfg(not(target_arch = "x86_64"))]
     let same_kernels = false;
     if !same_kernels {
-        eprintln!("SKIPPED: data/demo was built with x86-64 AVX2/FMA kernels, which this CPU lacks");
+        eprintln!(
+            "SKIPPED: data/demo was built with x86-64 AVX2/FMA kernels, which this CPU lacks"
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
