@@ -145,14 +145,7 @@ pub fn run(cache: &Path, spec: &LmBenchSpec) -> Result<LmBenchResult> {
     let pairs: Vec<(Vec<u32>, Vec<u32>)> =
         (0..spec.batch).map(|_| (row(half), row(half))).collect();
     let batch = TokenBatch::from_pairs(&pairs, 0, spec.seq_len);
-    let mut vars: Vec<_> = map
-        .data()
-        .lock()
-        .expect("var map lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let vars = super::files::vars_of(&map);
     let params = AdamWParams {
         beta1: 0.9,
         beta2: 0.99,

@@ -109,6 +109,15 @@ pub fn tensors_of(map: &VarMap) -> BTreeMap<String, Tensor> {
         .collect()
 }
 
+/// The trainable variables of a var map, sorted by name (the order optimizers and
+/// checkpoints rely on).
+pub fn vars_of(map: &VarMap) -> Vec<(String, Var)> {
+    let vars = map.data().lock().expect("var map lock");
+    let mut list: Vec<(String, Var)> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list
+}
+
 /// The dtype a config's `torch_dtype` names (f32 for anything else).
 pub fn dtype_of(config: &DecoderConfig) -> DType {
     match config.torch_dtype.as_str() {

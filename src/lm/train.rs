@@ -259,17 +259,10 @@ struct Trainee {
 
 fn prepare(base_dir: &Path, options: &SftOptions, device: &Device) -> Result<Trainee> {
     let (model, map) = files::load(base_dir, DType::F32, device)?;
-    let sorted = |map: &VarMap| -> Vec<(String, Var)> {
-        let vars = map.data().lock().expect("var map lock");
-        let mut list: Vec<(String, Var)> =
-            vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        list
-    };
     let Some(lora_config) = &options.lora else {
         return Ok(Trainee {
             model,
-            trainable: sorted(&map),
+            trainable: files::vars_of(&map),
             base: None,
         });
     };
@@ -300,7 +293,7 @@ fn prepare(base_dir: &Path, options: &SftOptions, device: &Device) -> Result<Tra
     )?;
     Ok(Trainee {
         model,
-        trainable: sorted(&adapters),
+        trainable: files::vars_of(&adapters),
         base: Some(base),
     })
 }

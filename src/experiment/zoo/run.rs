@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Var};
+use candle_core::DType;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -46,14 +46,7 @@ impl TrainingRun<'_> {
         let examples = encode_examples(&tokenizer, self.pairs, false)?;
         let (model, map) =
             crate::lm::files::load(&self.dir, DType::F32, &candle_core::Device::Cpu)?;
-        let mut vars: Vec<(String, Var)> = map
-            .data()
-            .lock()
-            .expect("var map lock")
-            .iter()
-            .map(|(name, var)| (name.clone(), var.clone()))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let vars = crate::lm::files::vars_of(&map);
         let params = AdamWParams {
             beta1: 0.9,
             beta2: 0.99,
