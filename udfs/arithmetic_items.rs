@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::datasource::MemTable;
 
 use super::{positive_int_arg, TableFunctionDoc};
@@ -26,13 +26,7 @@ pub struct ArithmeticItems;
 impl TableFunctionImpl for ArithmeticItems {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(2..=3).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 2 or 3 arguments, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 2..=3)?;
         let per_level = positive_int_arg(DOC.name, exprs, 0, "per_level", 100_000)? as usize;
         let max_digits = positive_int_arg(DOC.name, exprs, 1, "max_digits", 18)? as u32;
         let seed = if exprs.len() == 3 {

@@ -32,13 +32,7 @@ fn count(exprs: &[Expr], index: usize, name: &str) -> Result<usize> {
 impl TableFunctionImpl for IrtSimulate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(2..=3).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 2 or 3 arguments, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 2..=3)?;
         let mut spec = SimulationSpec {
             n_models: count(exprs, 0, "n_models")?,
             n_items: count(exprs, 1, "n_items")?,

@@ -43,6 +43,27 @@ pub struct TableFunctionDoc {
     pub example: &'static str,
 }
 
+impl TableFunctionDoc {
+    /// The planning error for a call with a number of arguments outside `allowed`.
+    pub fn check_arg_count(
+        &self,
+        exprs: &[Expr],
+        allowed: std::ops::RangeInclusive<usize>,
+    ) -> Result<()> {
+        if allowed.contains(&exprs.len()) {
+            return Ok(());
+        }
+        let (low, high) = (*allowed.start(), *allowed.end());
+        let plural = if high == 1 { "argument" } else { "arguments" };
+        let expected = match high - low {
+            0 => format!("{low} {plural}"),
+            1 => format!("{low} or {high} {plural}"),
+            _ => format!("{low} to {high} {plural}"),
+        };
+        plan_err!("{} expects {expected}, got {}", self.syntax, exprs.len())
+    }
+}
+
 /// Every table function crossdiff registers, with its documentation.
 pub fn table_function_docs() -> Vec<TableFunctionDoc> {
     vec![

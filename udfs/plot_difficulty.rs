@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 
 use super::experiment_source::{lazy_table, read_source};
 use super::plot_matrix::{files_batch, files_schema};
@@ -26,9 +26,7 @@ pub struct PlotDifficulty;
 impl TableFunctionImpl for PlotDifficulty {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if exprs.len() != 2 {
-            return plan_err!("{} expects 2 arguments, got {}", DOC.syntax, exprs.len());
-        }
+        DOC.check_arg_count(exprs, 2..=2)?;
         let source = string_arg(DOC.name, exprs, 0, "source")?;
         let folder = PathBuf::from(string_arg(DOC.name, exprs, 1, "folder")?);
         Ok(lazy_table(files_schema(), move |ctx| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 
 use super::experiment_source::{lazy_table, read_source};
 use super::{string_arg, TableFunctionDoc};
@@ -43,13 +43,7 @@ pub(crate) fn files_batch(files: &[PathBuf]) -> Result<RecordBatch> {
 impl TableFunctionImpl for PlotMatrix {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(2..=3).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 2 or 3 arguments, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 2..=3)?;
         let source = string_arg(DOC.name, exprs, 0, "source")?;
         let stem = PathBuf::from(string_arg(DOC.name, exprs, 1, "path_stem")?);
         let title = match exprs.len() {

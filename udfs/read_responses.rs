@@ -32,13 +32,7 @@ pub struct ReadResponses;
 impl TableFunctionImpl for ReadResponses {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(2..=3).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 2 or 3 arguments, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 2..=3)?;
         let path = PathBuf::from(string_arg(DOC.name, exprs, 0, "path")?);
         let format = Format::parse(&string_arg(DOC.name, exprs, 1, "format")?)
             .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;

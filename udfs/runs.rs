@@ -69,13 +69,7 @@ fn store_arg(
 impl TableFunctionImpl for Runs {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if exprs.len() > 1 {
-            return plan_err!(
-                "{} expects 0 or 1 argument, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 0..=1)?;
         let store = store_arg(DOC.name, exprs, 0)?;
         Ok(lazy_table(schema(), move |_ctx| {
             let store = store.clone();
@@ -125,13 +119,7 @@ impl TableFunctionImpl for Runs {
 impl TableFunctionImpl for RunItems {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(1..=2).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 1 or 2 arguments, got {}",
-                ITEMS_DOC.syntax,
-                exprs.len()
-            );
-        }
+        ITEMS_DOC.check_arg_count(exprs, 1..=2)?;
         let id = string_arg(ITEMS_DOC.name, exprs, 0, "run_id")?;
         let store = store_arg(ITEMS_DOC.name, exprs, 1)?;
         let path = store.run_dir(&id).join("items.parquet");

@@ -79,13 +79,7 @@ fn texts_of(batch: &RecordBatch, out: &mut Vec<String>) -> Result<()> {
 impl TableFunctionImpl for TinyModel {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        if !(2..=3).contains(&exprs.len()) {
-            return plan_err!(
-                "{} expects 2 or 3 arguments, got {}",
-                DOC.syntax,
-                exprs.len()
-            );
-        }
+        DOC.check_arg_count(exprs, 2..=3)?;
         let path = PathBuf::from(string_arg(DOC.name, exprs, 0, "path")?);
         let source = string_arg(DOC.name, exprs, 1, "text_source")?;
         let spec: TinySpec = if exprs.len() == 3 {
