@@ -643,8 +643,6 @@ async fn run_fine_tune(args: FineTuneArgs) -> Result<(), String> {
     use crossdiff::datafusion::arrow::datatypes::DataType;
     use crossdiff::lm::tokenizer::TextTokenizer;
     use crossdiff::lm::train::{encode_examples, fine_tune, Control, SftOptions};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
 
     let options: SftOptions = match &args.options {
         Some(json) => serde_json::from_str(json).map_err(|e| format!("--options: {e}"))?,
@@ -687,16 +685,9 @@ async fn run_fine_tune(args: FineTuneArgs) -> Result<(), String> {
     let examples =
         encode_examples(&tokenizer, &pairs, !args.no_chat_template).map_err(|e| e.to_string())?;
     let device = crossdiff::lm::device::select();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping at the end of this step; the same command resumes");
-            flag.store(true, Ordering::SeqCst);
-        }
-    });
+    let cancel = ctrl_c_cancel("stopping at the end of this step; the same command resumes");
     let control = Control {
-        cancel: Some(cancel),
+        cancel: Some(cancel.0),
         stop_after_steps: None,
         progress: true,
     };
@@ -847,7 +838,7 @@ fn run_zoo(args: ZooArgs) -> Result<(), String> {
     }
     let started = std::time::Instant::now();
     let control = ZooControl {
-        cancel: ctrl_c_cancel(),
+        cancel: ctrl_c_cancel("stopping at the end of this step"),
         progress: true,
         ..Default::default()
     };
@@ -873,13 +864,13 @@ fn run_zoo(args: ZooArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A cancel flag that Ctrl-C sets (work stops between steps).
-fn ctrl_c_cancel() -> crossdiff::experiment::Cancel {
+/// A cancel flag that Ctrl-C sets, saying `message` (work stops between steps).
+fn ctrl_c_cancel(message: &'static str) -> crossdiff::experiment::Cancel {
     let cancel = crossdiff::experiment::Cancel::default();
     let flag = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping at the end of this step");
+            eprintln!("\n{message}");
             flag.set();
         }
     });
