@@ -16,10 +16,14 @@
 //! ```
 
 pub mod bench;
+pub mod cancel;
+pub mod checksum;
 pub mod data;
 pub mod experiment;
 pub mod irt;
 pub mod lm;
+pub mod limits;
+pub mod local_files;
 pub mod plot;
 pub mod session;
 pub mod shell;

@@ -269,6 +269,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(crossdiff::session::QUERY_STACK_BYTES)
         .build()
         .expect("tokio runtime");
     let result = runtime.block_on(async {
@@ -482,14 +483,8 @@ fn run_simulate(args: SimulateArgs) -> Result<(), String> {
         extreme_items: args.extreme_items,
         seed: args.seed,
     };
-    for (name, x) in [
-        ("--missing", spec.missing),
-        ("--extreme-items", spec.extreme_items),
-    ] {
-        if !(0.0..1.0).contains(&x) {
-            return Err(format!("{name} must be in [0, 1), got {x}"));
-        }
-    }
+    spec.validate()
+        .map_err(|e| format!("crossdiff simulate (--models, --items, --missing, --extreme-items): {e}"))?;
     let batch = simulate(spec).to_batch("sim");
     data::files::write_parquet(&args.out, std::slice::from_ref(&batch))
         .map_err(|e| e.to_string())?;
@@ -725,13 +720,16 @@ fn run_runs(args: RunsArgs) -> Result<(), String> {
     let store = RunStore::locate(args.store.as_deref());
     match args.action.as_str() {
         "list" => {
-            let runs = store.list().map_err(|e| e.to_string())?;
-            println!("{} runs in {}", runs.len(), store.root.display());
-            for r in runs {
+            let listing = store.list().map_err(|e| e.to_string())?;
+            println!("{} runs in {}", listing.runs.len(), store.root.display());
+            for r in listing.runs {
                 println!(
                     "{}  {:<9} {:<11} {:>8.1} s  {}",
                     r.id, r.kind, r.status, r.seconds, r.model
                 );
+            }
+            for b in &listing.broken {
+                println!("{}  broken record: {} (runs clean removes it)", b.id, b.message);
             }
             Ok(())
         }

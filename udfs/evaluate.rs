@@ -77,7 +77,7 @@ impl TableFunctionImpl for Evaluate {
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {
-                let items = eval_items(DOC.name, &read_source(&ctx, &source).await?)?;
+                let items = eval_items(DOC.name, &read_source(DOC.name, &ctx, &source).await?)?;
                 let store = RunStore::locate(options.run_store.as_deref());
                 let result = run_blocking(DOC.name, Cancel::default(), move |cancel| {
                     run_evaluation(&store, &model, &items, &options, &cancel, true)

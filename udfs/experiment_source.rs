@@ -13,7 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::irt_source::is_table_name;
+use super::source::source_frame;
 use super::string_arg;
 use crate::experiment::{Cancel, ExperimentError};
 
@@ -53,13 +53,13 @@ impl ExperimentCall {
     }
 }
 
-/// The rows of a source.
-pub async fn read_source(ctx: &SessionContext, source: &str) -> Result<Vec<RecordBatch>> {
-    let df = if is_table_name(source) {
-        ctx.table(source).await?
-    } else {
-        ctx.sql(source).await?
-    };
+/// The rows of a source (a table name or a read-only query).
+pub async fn read_source(
+    function: &str,
+    ctx: &SessionContext,
+    source: &str,
+) -> Result<Vec<RecordBatch>> {
+    let df = source_frame(ctx, function, source).await?;
     let mut stream = df.execute_stream().await?;
     let mut out = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -155,14 +155,7 @@ pub fn choices_column(
     ))
 }
 
-/// Sets the flag when dropped: the query's stream was dropped (or finished).
-pub struct CancelOnDrop(pub Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.set();
-    }
-}
+pub use crate::cancel::CancelOnDrop;
 
 /// Runs `work` on a blocking thread; dropping the returned future stops the work at its next
 /// check of `cancel`.

@@ -60,7 +60,7 @@ impl TableFunctionImpl for FineTune {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {
                 let mut pairs = Vec::new();
-                for batch in read_source(&ctx, &source).await? {
+                for batch in read_source(DOC.name, &ctx, &source).await? {
                     let p = required_text(DOC.name, &batch, "prompt", pairs.len())?;
                     let r = required_text(DOC.name, &batch, "response", pairs.len())?;
                     pairs.extend(

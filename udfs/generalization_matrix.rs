@@ -184,7 +184,7 @@ impl TableFunctionImpl for GeneralizationMatrix {
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {
-                let batches = read_source(&ctx, &source).await?;
+                let batches = read_source(DOC.name, &ctx, &source).await?;
                 let items = eval_items(DOC.name, &batches)?;
                 let ids: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
                 let fitted = match &options.irt {

@@ -55,7 +55,10 @@ impl TableFunctionImpl for IrtSimulate {
                 };
                 match key.as_str() {
                     "model" => {
-                        spec.model = IrtModel::parse(value.as_str().unwrap_or_default())
+                        let name = value.as_str().ok_or_else(|| {
+                            DataFusionError::Plan(format!("irt_simulate: option `model` must be '1pl' or '2pl', got {value}"))
+                        })?;
+                        spec.model = IrtModel::parse(name)
                             .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?
                     }
                     "missing" => spec.missing = share()?,
@@ -65,7 +68,11 @@ impl TableFunctionImpl for IrtSimulate {
                             DataFusionError::Plan(format!("irt_simulate: option `seed` must be a non-negative integer, got {value}"))
                         })?
                     }
-                    "benchmark" => benchmark = value.as_str().unwrap_or("sim").to_string(),
+                    "benchmark" => {
+                        benchmark = value.as_str().filter(|b| !b.is_empty()).ok_or_else(|| {
+                            DataFusionError::Plan(format!("irt_simulate: option `benchmark` must be a non-empty string, got {value}"))
+                        })?.to_string()
+                    }
                     _ => {
                         return plan_err!(
                             "irt_simulate: unknown option `{key}`; known options: model, missing, extreme_items, seed, benchmark"
@@ -74,7 +81,9 @@ impl TableFunctionImpl for IrtSimulate {
                 }
             }
         }
-        // Generated at planning time: cheap, deterministic and bounded by the arguments.
+        spec.validate()
+            .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?;
+        // Generated at planning time: deterministic and bounded by the checks above.
         let batch = simulate(spec).to_batch(&benchmark);
         Ok(Arc::new(MemTable::try_new(
             batch.schema(),

@@ -13,6 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
 use super::lazy::{Job, LazyTable};
+use super::source::{check_source, is_table_name, source_frame};
 use super::string_arg;
 use futures::StreamExt;
 
@@ -34,9 +35,14 @@ pub const OPTION_KEYS: [&str; 11] = [
     "quadrature_points",
 ];
 
+/// The standard deviations a prior option may take.
+pub const SD_RANGE: (f64, f64) = (1e-4, 1e8);
+
 /// Parsed arguments of an IRT table function.
 #[derive(Debug, Clone)]
 pub struct IrtCall {
+    /// The SQL function's name, for errors.
+    pub function: &'static str,
     pub source: String,
     pub options: FitOptions,
     pub joint: bool,
@@ -48,7 +54,7 @@ fn plan_error(function: &str, e: impl std::fmt::Display) -> DataFusionError {
 
 impl IrtCall {
     /// `(source, model, method [, options])`.
-    pub fn parse(function: &str, exprs: &[Expr], session: &dyn Session) -> Result<Self> {
+    pub fn parse(function: &'static str, exprs: &[Expr], session: &dyn Session) -> Result<Self> {
         if !(3..=4).contains(&exprs.len()) {
             return plan_err!(
                 "{function}(source, model, method [, options]) expects 3 or 4 arguments, got {}",
@@ -120,13 +126,35 @@ impl IrtCall {
                             )
                         })
                 };
+                // A prior's spread outside this range underflows or overflows the sums of
+                // a fit long before it means anything.
+                let spread = || {
+                    positive().and_then(|x| {
+                        if (SD_RANGE.0..=SD_RANGE.1).contains(&x) {
+                            Ok(x)
+                        } else {
+                            Err(plan_error(
+                                function,
+                                format!(
+                                    "option `{key}` must be between {:e} and {:e}, got {x:e}",
+                                    SD_RANGE.0, SD_RANGE.1
+                                ),
+                            ))
+                        }
+                    })
+                };
                 match key.as_str() {
-                    "ability_sd" => options.priors.ability_sd = positive()?,
-                    "difficulty_sd" => options.priors.difficulty_sd = positive()?,
-                    "log_discrimination_sd" => options.priors.log_discrimination_sd = positive()?,
+                    "ability_sd" => options.priors.ability_sd = spread()?,
+                    "difficulty_sd" => options.priors.difficulty_sd = spread()?,
+                    "log_discrimination_sd" => options.priors.log_discrimination_sd = spread()?,
                     "tolerance" => options.tolerance = positive()?,
                     "max_iter" => options.max_iter = count()?,
-                    "threads" => options.threads = Some(count()?),
+                    "threads" => {
+                        options.threads = Some(
+                            crate::limits::check_threads("option `threads`", count()?)
+                                .map_err(|e| plan_error(function, e))?,
+                        )
+                    }
                     "min_responses" => options.min_responses = count()?,
                     "quadrature_points" => options.quadrature_points = Some(count()?),
                     // Every method so far is deterministic; the seed is checked, not used.
@@ -157,16 +185,20 @@ impl IrtCall {
                 }
             }
         }
-        // A bare name must be a known table now; a query is checked when it runs.
+        // A bare name must be a known table now; a query must be read-only (it is planned
+        // when it runs).
+        let ctx = context(session)?;
         if is_table_name(&source) {
-            let ctx = context(session)?;
             if !ctx.table_exist(source.as_str())? {
                 return plan_err!(
                     "{function}: no table named `{source}` (the source is a table name or a query)"
                 );
             }
+        } else {
+            check_source(&ctx.state(), function, &source)?;
         }
         Ok(Self {
+            function,
             source,
             options,
             joint,
@@ -175,11 +207,18 @@ impl IrtCall {
 
     /// Reads the source and fits it, off the async workers.
     pub async fn run(&self, ctx: SessionContext) -> Result<Vec<BenchmarkFit>> {
-        let df = if is_table_name(&self.source) {
-            ctx.table(self.source.as_str()).await?
-        } else {
-            ctx.sql(&self.source).await?
-        };
+        self.run_with(ctx, crate::cancel::Cancel::default()).await
+    }
+
+    /// [`Self::run`] with the flag that stops the fit: set when this future is dropped (a
+    /// cancelled query), so the fit ends at its next sweep instead of running on unseen.
+    async fn run_with(
+        &self,
+        ctx: SessionContext,
+        cancel: crate::cancel::Cancel,
+    ) -> Result<Vec<BenchmarkFit>> {
+        let guard = crate::cancel::CancelOnDrop(cancel.clone());
+        let df = source_frame(&ctx, self.function, &self.source).await?;
         // Read only the columns a fit uses (a source may carry text, metadata, truth).
         let wanted: Vec<&str> = ["model_id", "benchmark", "item_id", "correct"]
             .into_iter()
@@ -198,18 +237,20 @@ impl IrtCall {
             set.push_batch(&batch?)
                 .map_err(|e| DataFusionError::Execution(e.to_string()))?;
         }
-        let options = self.options.clone();
-        tokio::task::spawn_blocking(move || fit_all(set.finish()?, &options))
+        let mut options = self.options.clone();
+        options.cancel = cancel;
+        let out = tokio::task::spawn_blocking(move || fit_all(set.finish()?, &options))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::Execution(e.to_string()))
+            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.function)));
+        drop(guard);
+        if let Ok(fits) = &out {
+            for f in fits {
+                warn_unconverged(self.function, f, &self.options);
+            }
+        }
+        out
     }
-}
-
-pub(crate) fn is_table_name(source: &str) -> bool {
-    !source.trim().is_empty()
-        && !source.trim().contains(char::is_whitespace)
-        && !source.contains('(')
 }
 
 pub(crate) fn context(session: &dyn Session) -> Result<SessionContext> {
@@ -218,6 +259,38 @@ pub(crate) fn context(session: &dyn Session) -> Result<SessionContext> {
         .downcast_ref::<SessionState>()
         .ok_or_else(|| DataFusionError::Internal("the session is not a SessionState".into()))?;
     Ok(SessionContext::new_with_state(state.clone()))
+}
+
+/// A fit that ran out of iterations says so on stderr, and why when it can tell: under vague
+/// priors an item everyone got right (or wrong) has no finite estimate, its difficulty drifts
+/// for as long as the fit runs and keeps the objective from settling.
+fn warn_unconverged(function: &str, f: &BenchmarkFit, options: &FitOptions) {
+    if f.fit.converged {
+        return;
+    }
+    let name = f.benchmark.as_deref().unwrap_or("the source");
+    let extreme = f
+        .fit
+        .items
+        .iter()
+        .filter(|i| matches!(i.flag, Some("all_correct" | "all_wrong")))
+        .count();
+    let mut message = format!(
+        "{function}: warning: the {} fit of {name} did not converge in {} iterations",
+        options.method.name(),
+        f.fit.iterations
+    );
+    if extreme > 0 {
+        message.push_str(&format!(
+            "; {extreme} item(s) that every model got right or wrong (flag all_correct / \
+             all_wrong) have estimates set by the prior alone (difficulty_sd {}): leave them out \
+             of the source or give a smaller difficulty_sd",
+            options.priors.difficulty_sd
+        ));
+    } else {
+        message.push_str("; raise max_iter or tolerance");
+    }
+    eprintln!("{message}");
 }
 
 /// Turns fits into the function's output batch.
@@ -237,4 +310,44 @@ pub fn fit_table(call: IrtCall, schema: SchemaRef, output: FitOutput) -> Arc<dyn
             Ok(job)
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dropping a running fit's query sets its flag (the engine stops within a sweep of it;
+    /// tests/e2e/reliability.rs measures that).
+    #[tokio::test]
+    async fn dropping_the_query_cancels_the_fit() {
+        let ctx = crate::new_context();
+        // An item every model got right under vague priors: the fit never settles.
+        ctx.sql(
+            "CREATE TABLE r AS SELECT model_id, item_id, CASE WHEN item_id = 'sim-item-00000' \
+             THEN true ELSE correct END AS correct FROM irt_simulate(3000, 400)",
+        )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let call = IrtCall {
+            function: "irt_fit",
+            source: "r".into(),
+            options: FitOptions {
+                method: crate::irt::Method::Vi,
+                priors: crate::irt::Priors::vague(),
+                tolerance: 1e-300,
+                max_iter: 1_000_000,
+                progress: false,
+                ..Default::default()
+            },
+            joint: false,
+        };
+        let cancel = crate::cancel::Cancel::default();
+        let run = call.run_with(ctx, cancel.clone());
+        let outcome = tokio::time::timeout(std::time::Duration::from_millis(500), run).await;
+        assert!(outcome.is_err(), "the fit should still be running");
+        assert!(cancel.is_set(), "the dropped query set the flag");
+    }
 }

@@ -17,6 +17,7 @@ pub mod irt_simulate;
 mod irt_source;
 pub mod kendall_tau;
 mod lazy;
+mod source;
 mod paired;
 pub mod plot_difficulty;
 pub mod plot_matrix;

@@ -32,7 +32,7 @@ impl TableFunctionImpl for PlotDifficulty {
         Ok(lazy_table(files_schema(), move |ctx| {
             let (source, folder) = (source.clone(), folder.clone());
             async move {
-                let batches = read_source(&ctx, &source).await?;
+                let batches = read_source(DOC.name, &ctx, &source).await?;
                 let error = |e: String| DataFusionError::Execution(format!("plot_difficulty: {e}"));
                 let values = difficulties_by_benchmark(&batches).map_err(error)?;
                 files_batch(&write_difficulty(&values, &folder).map_err(error)?)

@@ -53,7 +53,7 @@ impl TableFunctionImpl for PlotMatrix {
         Ok(lazy_table(files_schema(), move |ctx| {
             let (source, stem, title) = (source.clone(), stem.clone(), title.clone());
             async move {
-                let batches = read_source(&ctx, &source).await?;
+                let batches = read_source(DOC.name, &ctx, &source).await?;
                 let grid = MatrixGrid::from_batches(&batches).ok_or_else(|| {
                     DataFusionError::Execution(format!(
                         "plot_matrix: {source} needs train_bin, eval_bin and delta columns with at \

@@ -17,7 +17,7 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "runs",
     syntax: "runs([run_store])",
     description: "Every run in the run store (default $CROSSDIFF_RUNS or ~/.cache/crossdiff/runs), newest first: \
-id, kind ('fine_tune' | 'evaluate'), model, status ('running' | 'interrupted' | 'done'), created, updated, \
+id, kind ('fine_tune' | 'evaluate'), model, status ('running' | 'interrupted' | 'failed' | 'done'), created, updated, \
 seconds, rows, options and summary (JSON text), path. `crossdiff runs clean` removes old runs.",
     example: "SELECT kind, status, count(*) FROM runs() GROUP BY kind, status;",
 };
@@ -74,9 +74,14 @@ impl TableFunctionImpl for Runs {
         Ok(lazy_table(schema(), move |_ctx| {
             let store = store.clone();
             async move {
-                let runs = store
+                let listing = store
                     .list()
                     .map_err(|e| DataFusionError::Execution(format!("runs: {e}")))?;
+                // A broken record hides nothing else: it is reported and skipped.
+                for b in &listing.broken {
+                    eprintln!("runs: skipped run {}: {} (crossdiff runs clean removes it)", b.id, b.message);
+                }
+                let runs = listing.runs;
                 let text = |f: &dyn Fn(&crate::experiment::RunRecord) -> String| {
                     Arc::new(StringArray::from_iter_values(runs.iter().map(f)))
                 };

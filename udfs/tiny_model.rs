@@ -93,7 +93,7 @@ impl TableFunctionImpl for TinyModel {
             let (source, path, spec) = (source.clone(), path.clone(), spec.clone());
             async move {
                 let mut texts = Vec::new();
-                for batch in read_source(&ctx, &source).await? {
+                for batch in read_source(DOC.name, &ctx, &source).await? {
                     texts_of(&batch, &mut texts)?;
                 }
                 let written = path.clone();

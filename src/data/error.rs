@@ -21,6 +21,9 @@ pub enum DataError {
     #[error("{place}: cannot read Parquet: {message}")]
     Parquet { place: String, message: String },
 
+    #[error("{place}: cannot write Parquet: {message}")]
+    ParquetWrite { place: String, message: String },
+
     #[error("{place}: missing {what} `{name}`")]
     Missing {
         place: String,

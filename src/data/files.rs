@@ -49,16 +49,56 @@ pub fn files_with_extension(root: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+thread_local! {
+    /// Set while this thread runs a [`guarded`] call: its panics are caught, not printed.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a call into the Parquet reader, turning a panic into an error naming the file. The
+/// reader asserts on some corrupt encodings (bit widths, run lengths) instead of returning an
+/// error; such a file is bad input, not a crash. The panic's message is not printed.
+fn guarded<T>(place: &str, call: impl FnOnce() -> Result<T>) -> Result<T> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(|g| g.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    GUARDED.with(|g| g.set(was));
+    outcome.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the reader failed".into());
+        Err(DataError::Parquet {
+            place: place.to_string(),
+            message: format!("corrupt data ({why})"),
+        })
+    })
+}
+
+fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let place = path.display().to_string();
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    guarded(&place, || {
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+            place: place.clone(),
+            message: e.to_string(),
+        })
+    })
+}
+
 /// Opens a Parquet file reading only the named columns, in the order asked for.
 /// A missing column is an error that names the file and lists the columns present.
 pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
     let place = path.display().to_string();
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
-            place: place.clone(),
-            message: e.to_string(),
-        })?;
+    let builder = parquet_builder(path)?;
     let schema = builder.schema().clone();
     let mut indices = Vec::with_capacity(columns.len());
     for name in columns {
@@ -78,14 +118,16 @@ pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
         }
     }
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| DataError::Parquet {
-            place: place.clone(),
-            message: e.to_string(),
-        })?;
+    let reader = guarded(&place, || {
+        builder
+            .with_projection(mask)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| DataError::Parquet {
+                place: place.clone(),
+                message: e.to_string(),
+            })
+    })?;
     // The reader yields projected columns in file order; remember how to reorder them.
     let mut sorted = indices.clone();
     sorted.sort_unstable();
@@ -97,17 +139,13 @@ pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
         reader,
         order,
         place,
+        failed: false,
     })
 }
 
 /// Column names of a Parquet file, without reading its data.
 pub fn parquet_columns(path: &Path) -> Result<Vec<String>> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
-            place: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+    let builder = parquet_builder(path)?;
     Ok(builder
         .schema()
         .fields()
@@ -121,25 +159,75 @@ pub struct ProjectedBatches {
     reader: ParquetRecordBatchReader,
     order: Vec<usize>,
     place: String,
+    failed: bool,
 }
 
 impl Iterator for ProjectedBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.reader.next()? {
-            Ok(b) => b,
-            Err(e) => {
-                return Some(Err(DataError::Parquet {
-                    place: self.place.clone(),
+        if self.failed {
+            return None;
+        }
+        let (reader, place) = (&mut self.reader, &self.place);
+        let next = guarded(place, || {
+            Ok(reader.next().map(|r| {
+                r.map_err(|e| DataError::Parquet {
+                    place: place.clone(),
                     message: e.to_string(),
-                }))
+                })
+            }))
+        });
+        let batch = match next {
+            Ok(Some(Ok(b))) => b,
+            Ok(None) => return None,
+            Ok(Some(Err(e))) | Err(e) => {
+                // A reader that failed (or panicked) mid-file is not asked again.
+                self.failed = true;
+                return Some(Err(e));
             }
         };
         Some(batch.project(&self.order).map_err(|e| DataError::Parquet {
             place: self.place.clone(),
             message: e.to_string(),
         }))
+    }
+}
+
+/// Calls `each(line_number, text)` for every line of a JSON-lines file (1-based numbers; a
+/// UTF-8 byte-order mark on the first line and a `\r` before `\n` are dropped). A line that
+/// is not UTF-8 is an error naming the file, the line and the byte.
+pub fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(u64, &str) -> Result<()>,
+) -> Result<()> {
+    use std::io::BufRead;
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        bytes.clear();
+        let n = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let mut line: &[u8] = &bytes;
+        if line_no == 1 {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        line = line.strip_suffix(b"\n").unwrap_or(line);
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line).map_err(|e| {
+            DataError::invalid(
+                format!("{}, line {line_no}", path.display()),
+                format!("not valid UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
+            )
+        })?;
+        each(line_no, text)?;
     }
 }
 
@@ -193,7 +281,7 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         ))
         .build();
     write_atomically(path, |out| {
-        let perr = |e: parquet::errors::ParquetError| DataError::Parquet {
+        let perr = |e: parquet::errors::ParquetError| DataError::ParquetWrite {
             place: place.clone(),
             message: e.to_string(),
         };
@@ -210,6 +298,22 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_drop_a_bom_and_name_bad_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        fs::write(&path, b"\xEF\xBB\xBF{\"a\": 1}\r\n{}\n\xFF\xFE\n").unwrap();
+        let mut seen = Vec::new();
+        let e = for_each_line(&path, |n, text| {
+            seen.push((n, text.to_string()));
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(seen, vec![(1, "{\"a\": 1}".into()), (2, "{}".into())]);
+        assert!(e.contains("x.jsonl, line 3") && e.contains("UTF-8"), "{e}");
+    }
 
     #[test]
     fn failed_write_leaves_existing_file_alone() {

@@ -6,8 +6,6 @@
 //! folder holds several runs of one task for one model, the latest timestamp wins.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
@@ -139,17 +137,14 @@ fn read_jsonl_file(
 ) -> Result<()> {
     let metrics = opts.metrics();
     let name = file.path.display().to_string();
-    let reader = BufReader::new(File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?);
     let source = out.begin_source(name.clone(), "line");
-    for (index, line) in reader.lines().enumerate() {
-        let line_no = index as u64 + 1;
-        let line = line.map_err(|e| DataError::io(&file.path, e))?;
+    super::files::for_each_line(&file.path, |line_no, line| {
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         let place = || out.place(source, line_no);
         let record: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| DataError::Json {
+            serde_json::from_str(line).map_err(|e| DataError::Json {
                 place: place(),
                 message: e.to_string(),
             })?;
@@ -162,7 +157,7 @@ fn read_jsonl_file(
         if let Some(wanted) = &opts.filter {
             match fields.get("filter") {
                 Some(serde_json::Value::String(f)) if f == wanted => {}
-                Some(_) => continue,
+                Some(_) => return Ok(()),
                 // Tasks with one filter log no `filter` field: keep their records.
                 None => {}
             }
@@ -210,8 +205,8 @@ fn read_jsonl_file(
             &item_id,
             correct,
         )?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn read_parquet_file(

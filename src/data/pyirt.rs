@@ -6,8 +6,7 @@
 //! `benchmark::item_id` keys, which the reader splits again.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 
 use arrow::array::{AsArray, RecordBatch};
@@ -33,17 +32,14 @@ fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> R
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
-    let reader = BufReader::new(File::open(path).map_err(|e| DataError::io(path, e))?);
     let source = out.begin_source(name, "line");
-    for (index, line) in reader.lines().enumerate() {
-        let line_no = index as u64 + 1;
-        let line = line.map_err(|e| DataError::io(path, e))?;
+    super::files::for_each_line(path, |line_no, line| {
         if line.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         let place = out.place(source, line_no);
         let record: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| DataError::Json {
+            serde_json::from_str(line).map_err(|e| DataError::Json {
                 place: place.clone(),
                 message: e.to_string(),
             })?;
@@ -93,8 +89,8 @@ fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> R
             };
             out.push(source, line_no, &subject, benchmark, item, correct)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Writes canonical responses as py-irt jsonlines, one line per model in order of first

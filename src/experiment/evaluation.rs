@@ -79,6 +79,11 @@ impl EvalOptions {
         let options: Self = serde_json::from_value(value.clone())
             .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
         options.generation()?;
+        if options.batch_size == 0 {
+            return Err(ExperimentError::Input(
+                "option `batch_size` must be at least 1, got 0".into(),
+            ));
+        }
         if let Some(t) = &options.output_type {
             if t != "multiple_choice" && t != "generate_until" {
                 return Err(ExperimentError::Input(format!(
@@ -332,8 +337,16 @@ pub fn run_evaluation(
     let id = evaluation_id(model, items, options)?;
     let dir = store.run_dir(&id);
     let items_path = dir.join("items.parquet");
-    let done = |r: &Option<RunRecord>| {
-        r.as_ref().is_some_and(|r| r.status == "done") && items_path.exists()
+    // A done run is reused only while its items file is as it was written.
+    let done = |r: &Option<RunRecord>| match r {
+        Some(r) if r.status == "done" => match r.unusable(&dir) {
+            None => items_path.exists(),
+            Some(why) => {
+                eprintln!("evaluate: run {id} is not reused and is run again: {why}");
+                false
+            }
+        },
+        _ => false,
     };
     if done(&store.record(&id)?) {
         return Ok(EvaluationResult {
@@ -364,9 +377,46 @@ pub fn run_evaluation(
         rows: items.len(),
         summary: serde_json::json!({}),
         crossdiff_version: VERSION.into(),
+        files: Default::default(),
     };
     store.write_record(&record)?;
+    match evaluate_into(model, items, options, cancel, progress, &items_path) {
+        Ok((outcomes, multiple_choice, chat)) => {
+            let result = EvaluationResult {
+                run_id: id,
+                reused: false,
+                items: outcomes,
+            };
+            record.add_files(&dir, "items.parquet")?;
+            record.status = "done".into();
+            record.updated = now();
+            record.seconds = started.elapsed().as_secs_f64();
+            record.summary = serde_json::json!({
+                "accuracy": result.accuracy(),
+                "output_type": if multiple_choice { "multiple_choice" } else { "generate_until" },
+                "chat_template": chat,
+            });
+            store.write_record(&record)?;
+            Ok(result)
+        }
+        Err(e) => {
+            record.seconds = started.elapsed().as_secs_f64();
+            store.record_failure(&mut record, &e);
+            Err(e)
+        }
+    }
+}
 
+/// The work of an evaluation run: every item's outcome, written to `items_path`; whether it
+/// was multiple choice, and whether the chat template was used.
+fn evaluate_into(
+    model: &Path,
+    items: &[EvalItem],
+    options: &EvalOptions,
+    cancel: &Cancel,
+    progress: bool,
+    items_path: &Path,
+) -> Result<(Vec<ItemOutcome>, bool, bool)> {
     let tokenizer = TextTokenizer::load(model)?;
     let chat = options
         .chat_template
@@ -460,23 +510,9 @@ pub fn run_evaluation(
             })
             .collect()
     };
-    crate::data::files::write_parquet(&items_path, &[outcomes_to_batch(&outcomes)?])
-        .map_err(|e| ExperimentError::io(&items_path, e))?;
-    let result = EvaluationResult {
-        run_id: id,
-        reused: false,
-        items: outcomes,
-    };
-    record.status = "done".into();
-    record.updated = now();
-    record.seconds = started.elapsed().as_secs_f64();
-    record.summary = serde_json::json!({
-        "accuracy": result.accuracy(),
-        "output_type": if multiple_choice { "multiple_choice" } else { "generate_until" },
-        "chat_template": chat,
-    });
-    store.write_record(&record)?;
-    Ok(result)
+    crate::data::files::write_parquet(items_path, &[outcomes_to_batch(&outcomes)?])
+        .map_err(|e| ExperimentError::io(items_path, e))?;
+    Ok((outcomes, multiple_choice, chat))
 }
 
 fn cancelled(e: crate::lm::LmError) -> ExperimentError {

@@ -128,8 +128,19 @@ pub fn run_fine_tune(
             reused: true,
         }
     };
+    // A done run is reused only while its model files are as they were written.
+    let reusable = |record: &RunRecord| match record.unusable(&dir) {
+        None if model_path.join("config.json").exists() => true,
+        None => false,
+        Some(why) => {
+            if record.status == "done" {
+                eprintln!("fine_tune: run {id} is not reused and is trained again: {why}");
+            }
+            false
+        }
+    };
     if let Some(record) = store.record(&id)? {
-        if record.status == "done" && model_path.join("config.json").exists() {
+        if record.status == "done" && reusable(&record) {
             return Ok(finished(&record));
         }
     }
@@ -137,7 +148,7 @@ pub fn run_fine_tune(
     // Another process may have finished it while we waited for nothing: look again.
     let earlier = store.record(&id)?;
     if let Some(record) = &earlier {
-        if record.status == "done" && model_path.join("config.json").exists() {
+        if record.status == "done" && reusable(record) {
             return Ok(finished(record));
         }
     }
@@ -153,23 +164,34 @@ pub fn run_fine_tune(
         rows: pairs.len(),
         summary: serde_json::json!({}),
         crossdiff_version: VERSION.into(),
+        files: Default::default(),
     };
     store.write_record(&record)?;
-    let examples = encode_examples(&tokenizer, pairs, chat)?;
-    let control = Control {
-        cancel: Some(cancel.0.clone()),
-        stop_after_steps: None,
-        progress,
+    let trained = (|| {
+        let examples = encode_examples(&tokenizer, pairs, chat)?;
+        let control = Control {
+            cancel: Some(cancel.0.clone()),
+            stop_after_steps: None,
+            progress,
+        };
+        let device = crate::lm::device::select();
+        Ok::<_, ExperimentError>(fine_tune(
+            base,
+            &examples,
+            &options.sft,
+            &model_path,
+            &device,
+            &control,
+        )?)
+    })();
+    let report = match trained {
+        Ok(report) => report,
+        Err(e) => {
+            // Diverged, out of disk, bad data: never left looking like a live run.
+            store.record_failure(&mut record, &e);
+            return Err(e);
+        }
     };
-    let device = crate::lm::device::select();
-    let report = fine_tune(
-        base,
-        &examples,
-        &options.sft,
-        &model_path,
-        &device,
-        &control,
-    )?;
     record.updated = now();
     record.seconds = report.seconds;
     record.summary = serde_json::json!({
@@ -188,6 +210,10 @@ pub fn run_fine_tune(
             "fine-tune {id} after step {} of {}; the same query resumes it",
             report.steps, report.total_steps
         )));
+    }
+    if let Err(e) = record.add_files(&dir, "model") {
+        store.record_failure(&mut record, &e);
+        return Err(e);
     }
     record.status = "done".into();
     store.write_record(&record)?;

@@ -10,8 +10,6 @@ pub mod store;
 pub mod zoo;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -46,19 +44,9 @@ impl ExperimentError {
 
 pub type Result<T, E = ExperimentError> = std::result::Result<T, E>;
 
-/// A flag that stops work between steps (set by a dropped query or Ctrl-C).
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(pub Arc<AtomicBool>);
+pub use crate::cancel::Cancel;
 
 impl Cancel {
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    pub fn set(&self) {
-        self.0.store(true, Ordering::SeqCst)
-    }
-
     /// An error if the flag is set.
     pub fn check(&self, what: &str) -> Result<()> {
         if self.is_set() {

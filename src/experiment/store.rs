@@ -4,6 +4,7 @@
 //! folder); a lock file keeps two processes from working on the same run at once, and the
 //! record saying a run is done is written last, by rename.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{ExperimentError, Result};
+use crate::checksum::{file_check, first_mismatch, folder_checks, FileCheck};
 
 /// Environment variable naming the store folder.
 pub const STORE_ENV: &str = "CROSSDIFF_RUNS";
@@ -114,7 +116,8 @@ pub struct RunRecord {
     pub kind: String,
     pub model: String,
     pub options: serde_json::Value,
-    /// "running", "interrupted" or "done".
+    /// "running", "interrupted", "failed" or "done". A `running` record whose lock no live
+    /// process holds is listed as `interrupted`.
     pub status: String,
     /// Seconds since 1970 when the run was first started.
     pub created: u64,
@@ -125,6 +128,49 @@ pub struct RunRecord {
     /// Kind-specific figures (steps, final_loss, accuracy, ...).
     pub summary: serde_json::Value,
     pub crossdiff_version: String,
+    /// What a done run's output files held when written (paths relative to the run's
+    /// folder), checked before the run is reused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileCheck>,
+}
+
+impl RunRecord {
+    /// A done run whose files are all as they were written; otherwise why not (`None` when
+    /// reusable). Records from before checksums are trusted if their files exist.
+    pub fn unusable(&self, dir: &Path) -> Option<String> {
+        if self.status != "done" {
+            return Some(format!("its status is {}", self.status));
+        }
+        first_mismatch(dir, &self.files)
+    }
+
+    /// Records the checks of `dir`'s files under `prefix/` (a folder) or as `prefix` (a file).
+    pub fn add_files(&mut self, run_dir: &Path, relative: &str) -> Result<()> {
+        let path = run_dir.join(relative);
+        if path.is_dir() {
+            for (name, check) in folder_checks(&path).map_err(|e| ExperimentError::io(&path, e))? {
+                self.files.insert(format!("{relative}/{name}"), check);
+            }
+        } else {
+            let check = file_check(&path).map_err(|e| ExperimentError::io(&path, e))?;
+            self.files.insert(relative.to_string(), check);
+        }
+        Ok(())
+    }
+}
+
+/// A run folder whose `run.json` cannot be read: listed apart, removable by `runs clean`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenRun {
+    pub id: String,
+    pub message: String,
+}
+
+/// Every run of a store, and the folders whose record is broken.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub runs: Vec<RunRecord>,
+    pub broken: Vec<BrokenRun>,
 }
 
 pub fn now() -> u64 {
@@ -245,42 +291,103 @@ impl RunStore {
         )))
     }
 
-    /// Every run's record, newest first.
-    pub fn list(&self) -> Result<Vec<RunRecord>> {
+    /// Whether a live process (this one included) holds run `id`'s lock.
+    fn lock_held(&self, id: &str) -> bool {
+        std::fs::read_to_string(self.root.join(format!("{id}.lock")))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .is_some_and(|pid| process_alive(pid))
+    }
+
+    /// Every run's record, newest first, and the folders whose record cannot be read. A run
+    /// recorded as running whose lock no live process holds (killed, out of disk) is listed
+    /// as `interrupted`.
+    pub fn list(&self) -> Result<Listing> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listing::default()),
             Err(e) => return Err(ExperimentError::io(&self.root, e)),
         };
-        let mut out = Vec::new();
+        let mut listing = Listing::default();
         for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                let id = entry.file_name().to_string_lossy().into_owned();
-                if let Some(r) = self.record(&id)? {
-                    out.push(r);
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
+            match self.record(&id) {
+                Ok(Some(mut r)) => {
+                    if r.status == "running" && !self.lock_held(&id) {
+                        r.status = "interrupted".into();
+                    }
+                    listing.runs.push(r)
                 }
+                // A folder without a record: a run that died before its first write.
+                Ok(None) => listing.broken.push(BrokenRun {
+                    message: format!("{}: no run.json", entry.path().display()),
+                    id,
+                }),
+                Err(e) => listing.broken.push(BrokenRun {
+                    id,
+                    message: e.to_string(),
+                }),
             }
         }
-        out.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.id.cmp(&b.id)));
-        Ok(out)
+        listing
+            .runs
+            .sort_by(|a, b| b.updated.cmp(&a.updated).then(a.id.cmp(&b.id)));
+        listing.broken.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(listing)
     }
 
     /// Removes runs last updated before `cutoff` (seconds since 1970), or every run with
-    /// `None`; skips runs whose lock is held. Returns the removed ids.
+    /// `None`, and folders with a broken record (by their modification time); skips runs
+    /// whose lock is held. Returns the removed ids.
     pub fn remove_older_than(&self, cutoff: Option<u64>) -> Result<Vec<String>> {
+        let listing = self.list()?;
+        let modified = |id: &str| {
+            std::fs::metadata(self.run_dir(id))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let candidates = listing
+            .runs
+            .iter()
+            .map(|r| (r.id.clone(), r.updated))
+            .chain(listing.broken.iter().map(|b| (b.id.clone(), modified(&b.id))));
         let mut removed = Vec::new();
-        for record in self.list()? {
-            if cutoff.is_some_and(|c| record.updated >= c) {
+        for (id, updated) in candidates {
+            if cutoff.is_some_and(|c| updated >= c) {
                 continue;
             }
-            let Ok(_lock) = self.lock(&record.id) else {
+            let Ok(_lock) = self.lock(&id) else {
                 continue;
             };
-            let dir = self.run_dir(&record.id);
+            let dir = self.run_dir(&id);
             std::fs::remove_dir_all(&dir).map_err(|e| ExperimentError::io(&dir, e))?;
-            removed.push(record.id);
+            removed.push(id);
         }
         Ok(removed)
+    }
+
+    /// Marks a run that stopped on an error as failed, saying why; the error is the caller's
+    /// to return (a failure to write the record is secondary and dropped).
+    pub fn record_failure(&self, record: &mut RunRecord, error: &ExperimentError) {
+        record.status = match error {
+            ExperimentError::Cancelled(_) => "interrupted".into(),
+            _ => "failed".into(),
+        };
+        record.updated = now();
+        if let serde_json::Value::Object(map) = &mut record.summary {
+            map.insert("error".into(), serde_json::Value::String(error.to_string()));
+        } else {
+            record.summary = serde_json::json!({"error": error.to_string()});
+        }
+        let _ = self.write_record(record);
     }
 }
 
@@ -323,6 +430,7 @@ mod tests {
             rows: 3,
             summary: serde_json::json!({"accuracy": 0.5}),
             crossdiff_version: "0".into(),
+            files: BTreeMap::new(),
         };
         store.write_record(&record).unwrap();
         assert_eq!(store.record("x").unwrap().unwrap(), record);
@@ -341,6 +449,55 @@ mod tests {
             store.remove_older_than(Some(11)).unwrap(),
             vec!["x".to_string()]
         );
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.list().unwrap().runs.is_empty());
+    }
+
+    #[test]
+    fn dead_runs_and_broken_records_are_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = RunStore::locate(Some(tmp.path().to_str().unwrap()));
+        let mut record = RunRecord {
+            id: "r".into(),
+            kind: "fine_tune".into(),
+            model: "m".into(),
+            options: serde_json::json!({}),
+            status: "running".into(),
+            created: 1,
+            updated: 1,
+            seconds: 0.0,
+            rows: 1,
+            summary: serde_json::json!({}),
+            crossdiff_version: "0".into(),
+            files: BTreeMap::new(),
+        };
+        store.write_record(&record).unwrap();
+        // Killed: the record says running, no process holds the lock.
+        std::fs::write(tmp.path().join("r.lock"), "999999999").unwrap();
+        assert_eq!(store.list().unwrap().runs[0].status, "interrupted");
+        // Held by a live process (this one): still running.
+        std::fs::write(tmp.path().join("r.lock"), std::process::id().to_string()).unwrap();
+        assert_eq!(store.list().unwrap().runs[0].status, "running");
+        std::fs::remove_file(tmp.path().join("r.lock")).unwrap();
+        // A truncated record does not hide the others.
+        std::fs::create_dir_all(tmp.path().join("bad")).unwrap();
+        std::fs::write(tmp.path().join("bad/run.json"), "{\"id\": \"ba").unwrap();
+        let listing = store.list().unwrap();
+        assert_eq!(listing.runs.len(), 1);
+        assert_eq!(listing.broken.len(), 1);
+        assert!(listing.broken[0].message.contains("corrupt run record"), "{:?}", listing.broken);
+        // A failure is recorded with its cause.
+        store.record_failure(&mut record, &ExperimentError::Input("loss is NaN".into()));
+        assert_eq!(store.record("r").unwrap().unwrap().status, "failed");
+        // Files checked on reuse.
+        record.status = "done".into();
+        std::fs::write(tmp.path().join("r/items.parquet"), "rows").unwrap();
+        record.add_files(&store.run_dir("r"), "items.parquet").unwrap();
+        assert_eq!(record.unusable(&store.run_dir("r")), None);
+        std::fs::write(tmp.path().join("r/items.parquet"), "row").unwrap();
+        assert!(record.unusable(&store.run_dir("r")).is_some());
+        // clean --all removes the broken folder too.
+        let mut removed = store.remove_older_than(None).unwrap();
+        removed.sort();
+        assert_eq!(removed, vec!["bad".to_string(), "r".to_string()]);
     }
 }

@@ -31,6 +31,9 @@ pub enum IrtError {
 
     #[error("{0}")]
     Invalid(String),
+
+    #[error("fit cancelled after {iterations} iterations")]
+    Cancelled { iterations: usize },
 }
 
 pub type Result<T, E = IrtError> = std::result::Result<T, E>;

@@ -18,7 +18,7 @@ use super::summary::{
     abilities, ability_information, all_item_sums, item_newton, item_params, item_step_sums,
     Counts, ItemSums, MAX_STEP,
 };
-use super::{sigmoid, Fit, FitOptions, IrtModel, ResponseMatrix, Result};
+use super::{sigmoid, Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let n_items = m.n_items();
@@ -42,6 +42,9 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let mut converged = false;
     let mut iterations = 0;
     while iterations < o.max_iter {
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled { iterations });
+        }
         iterations += 1;
         // Abilities, items fixed.
         // Per-item constants of this sweep: for 1PL, e^(b - theta) = e^b e^-theta turns the
@@ -333,12 +336,13 @@ mod tests {
                     "{i:?}"
                 );
             }
-            assert_eq!(f.items[0].flag, Some("all_correct"));
-            assert_eq!(f.items[1].flag, Some("all_wrong"));
-            assert_eq!(f.items[2].flag, None);
+            // Items are numbered in sorted id order: impossible, normal, trivial.
+            let (impossible, normal, trivial) = (&f.items[0], &f.items[1], &f.items[2]);
+            assert_eq!(trivial.flag, Some("all_correct"));
+            assert_eq!(impossible.flag, Some("all_wrong"));
+            assert_eq!(normal.flag, None);
             assert!(
-                f.items[0].difficulty < f.items[2].difficulty
-                    && f.items[2].difficulty < f.items[1].difficulty
+                trivial.difficulty < normal.difficulty && normal.difficulty < impossible.difficulty
             );
             let lonely = f.abilities.last().unwrap();
             assert_eq!(lonely.flag, Some("few_responses"));

@@ -139,9 +139,18 @@ impl MatrixBuilder {
     }
 
     /// Builds the matrix; `benchmark` only names the fit in errors.
+    ///
+    /// Models and items are numbered in sorted id order, not in the order rows arrived: a
+    /// parallel scan delivers row groups in varying order, and every sum of a fit runs in
+    /// index order, so canonical indices make fits bit-identical however the rows came.
     pub fn build(mut self, benchmark: &str) -> Result<ResponseMatrix> {
         if self.triples.is_empty() {
             return Err(IrtError::Empty(benchmark.to_string()));
+        }
+        let model_rank = canonical_order(&mut self.model_names);
+        let item_rank = canonical_order(&mut self.item_names);
+        for t in &mut self.triples {
+            *t = (model_rank[t.0 as usize], item_rank[t.1 as usize], t.2);
         }
         let (n_models, n_items) = (self.model_names.len(), self.item_names.len());
         let n = self.triples.len();
@@ -152,14 +161,19 @@ impl MatrixBuilder {
             item_id: self.item_names[i as usize].clone(),
         };
         let storage = if density > DENSE_ABOVE {
-            // Filling the cells finds duplicates without sorting.
+            // Filling the cells finds duplicates without sorting; the first in index order
+            // is named, so the message does not depend on arrival order either.
             let mut by_model = vec![MISSING; n_models * n_items];
+            let mut first_duplicate: Option<(u32, u32)> = None;
             for &(m, i, y) in &self.triples {
                 let cell = &mut by_model[m as usize * n_items + i as usize];
                 if *cell != MISSING {
-                    return Err(duplicate(m, i));
+                    first_duplicate = Some(first_duplicate.map_or((m, i), |d| d.min((m, i))));
                 }
                 *cell = y as u8;
+            }
+            if let Some((m, i)) = first_duplicate {
+                return Err(duplicate(m, i));
             }
             self.triples = Vec::new();
             let mut by_item = vec![MISSING; n_models * n_items];
@@ -190,6 +204,22 @@ impl MatrixBuilder {
             n_responses: n,
         })
     }
+}
+
+/// Sorts `names` and returns, for each old index, its new one.
+fn canonical_order(names: &mut Vec<String>) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..names.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+    let mut rank = vec![0u32; names.len()];
+    for (new, &old) in order.iter().enumerate() {
+        rank[old as usize] = new as u32;
+    }
+    let mut old: Vec<Option<String>> = std::mem::take(names).into_iter().map(Some).collect();
+    *names = order
+        .iter()
+        .map(|&o| old[o as usize].take().expect("each index once"))
+        .collect();
+    rank
 }
 
 fn intern(ids: &mut Ids, names: &mut Vec<String>, key: &str) -> u32 {

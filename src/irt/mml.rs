@@ -72,6 +72,9 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let mut previous = f64::NEG_INFINITY;
     let (mut converged, mut iterations) = (false, 0);
     while iterations < o.max_iter {
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled { iterations });
+        }
         iterations += 1;
         let log_marginal = e_step(
             m,
@@ -446,9 +449,10 @@ mod tests {
             let f = fit_matrix(&b.build_ref("t"), &options(model)).unwrap();
             let d: Vec<f64> = f.items.iter().map(|i| i.difficulty).collect();
             assert!(d.iter().all(|x| x.is_finite()), "{d:?}");
-            assert!(d[2] < d[0] && d[0] < d[1] && d[1] < d[3], "{d:?}");
-            assert_eq!(f.items[2].flag, Some("all_correct"));
-            assert_eq!(f.items[3].flag, Some("all_wrong"));
+            // Items are numbered in sorted id order: easy, hard, impossible, trivial.
+            assert!(d[3] < d[0] && d[0] < d[1] && d[1] < d[2], "{d:?}");
+            assert_eq!(f.items[3].flag, Some("all_correct"));
+            assert_eq!(f.items[2].flag, Some("all_wrong"));
             let lonely = f.abilities.last().unwrap();
             assert_eq!(lonely.flag, Some("few_responses"));
             assert!(lonely.ability.is_finite() && lonely.ability_se.is_finite());

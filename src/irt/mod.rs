@@ -148,6 +148,8 @@ pub struct FitOptions {
     /// Quadrature points: per expectation for `vi` (Gauss-Hermite), on the ability grid for
     /// `mml`. `None` takes the method's default (7 and 61).
     pub quadrature_points: Option<usize>,
+    /// Stops the fit at its next sweep when set (a dropped query, Ctrl-C).
+    pub cancel: crate::cancel::Cancel,
 }
 
 impl Default for FitOptions {
@@ -162,6 +164,7 @@ impl Default for FitOptions {
             min_responses: 5,
             progress: true,
             quadrature_points: None,
+            cancel: Default::default(),
         }
     }
 }
@@ -221,7 +224,7 @@ pub fn fit(matrix: &ResponseMatrix, options: &FitOptions) -> Result<Fit> {
         Method::Vi => vi::fit(matrix, options),
         Method::Mml => mml::fit(matrix, options),
     };
-    match options.threads {
+    let fit = match options.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
@@ -231,7 +234,35 @@ pub fn fit(matrix: &ResponseMatrix, options: &FitOptions) -> Result<Fit> {
             })?
             .install(run),
         None => run(),
-    }
+    }?;
+    check_finite(matrix, &fit, options)?;
+    Ok(fit)
+}
+
+/// A fit whose estimates are not all finite is an error naming what to change, never a
+/// table with holes.
+fn check_finite(matrix: &ResponseMatrix, fit: &Fit, options: &FitOptions) -> Result<()> {
+    let bad_item = fit.items.iter().position(|p| {
+        !(p.difficulty.is_finite() && p.discrimination.is_finite() && !p.difficulty_se.is_nan())
+    });
+    let bad_model = fit
+        .abilities
+        .iter()
+        .position(|a| !a.ability.is_finite() || a.ability_se.is_nan());
+    let place = match (bad_item, bad_model) {
+        (Some(i), _) => format!("item `{}`", matrix.items[i]),
+        (None, Some(j)) => format!("model `{}`", matrix.models[j]),
+        (None, None) => return Ok(()),
+    };
+    let p = &options.priors;
+    Err(IrtError::Invalid(format!(
+        "the {} fit produced a non-finite estimate for {place}: the options are outside a          workable range (ability_sd {}, difficulty_sd {}, log_discrimination_sd {}, tolerance {})",
+        options.method.name(),
+        p.ability_sd,
+        p.difficulty_sd,
+        p.log_discrimination_sd,
+        options.tolerance
+    )))
 }
 
 #[inline]

@@ -42,3 +42,11 @@ impl Progress {
         }
     }
 }
+
+/// A fit left early (cancelled, failed) takes its line off the screen, so it never draws
+/// over the next query's output.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -34,6 +34,42 @@ impl Default for SimulationSpec {
     }
 }
 
+/// The most cells a simulation may have: each string column of its batch stays under Arrow's
+/// 2 GiB offsets, and the largest benchmark here (49 M cells) fits twice over.
+pub const MAX_CELLS: usize = 100_000_000;
+
+/// Bytes a simulated response takes: its cell, and its row in the batch (two ids of about
+/// 15 bytes with offsets, the benchmark, three f64 truths, a bit).
+const BYTES_PER_CELL: usize = 80;
+
+impl SimulationSpec {
+    /// Refuses sizes, shares and counts that cannot be simulated here, naming the argument.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.n_models == 0 || self.n_items == 0 {
+            return Err(format!(
+                "n_models and n_items must be at least 1, got {} and {}",
+                self.n_models, self.n_items
+            ));
+        }
+        let cells = self.n_models.checked_mul(self.n_items).filter(|&c| c <= MAX_CELLS);
+        let Some(cells) = cells else {
+            return Err(format!(
+                "n_models x n_items = {} x {} is more than the {MAX_CELLS} cells a simulation may have",
+                self.n_models, self.n_items
+            ));
+        };
+        for (name, x) in [("missing", self.missing), ("extreme_items", self.extreme_items)] {
+            if !(0.0..1.0).contains(&x) {
+                return Err(format!("{name} must be in [0, 1), got {x}"));
+            }
+        }
+        crate::limits::check_allocation(
+            &format!("simulating {} x {} responses", self.n_models, self.n_items),
+            (cells as u128) * BYTES_PER_CELL as u128,
+        )
+    }
+}
+
 /// The true parameters and the simulated cells (model-major; `None` = missing).
 #[derive(Debug, Clone)]
 pub struct Simulation {
@@ -198,5 +234,17 @@ mod tests {
             a.cells.iter().filter(|c| c.is_some()).count()
         );
         assert_eq!(a.matrix().unwrap().n_responses(), batch.num_rows());
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        let huge = |n_models, n_items| SimulationSpec { n_models, n_items, ..Default::default() };
+        for (m, i) in [(1_000_000_000, 1_000_000_000), (usize::MAX, 2), (0, 5), (200_000, 1_000)] {
+            let e = huge(m, i).validate().unwrap_err();
+            assert!(e.contains("n_models"), "{m} x {i}: {e}");
+        }
+        let e = SimulationSpec { missing: 1.5, ..Default::default() }.validate().unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+        SimulationSpec::default().validate().unwrap();
     }
 }

@@ -82,6 +82,9 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let mut previous = f64::NEG_INFINITY;
     let (mut converged, mut iterations, mut elbo) = (false, 0, f64::NEG_INFINITY);
     while iterations < o.max_iter {
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled { iterations });
+        }
         iterations += 1;
         // Abilities, items fixed.
         let (mean, precision) = prior_theta.moments();

@@ -66,8 +66,56 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> LmError {
     LmError::Invalid(format!("{}: {e}", path.display()))
 }
 
+impl TinySpec {
+    /// Every size at least 1 (a byte-level vocabulary at least its 256 bytes and the special
+    /// tokens), and weights that fit in the memory available.
+    pub fn validate(&self) -> Result<()> {
+        let sizes = [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(LmError::Invalid(format!("{name} must be at least 1, got 0")));
+        }
+        let min_vocab = 256 + SPECIAL_TOKENS.len();
+        if self.vocab_size < min_vocab {
+            return Err(LmError::Invalid(format!(
+                "vocab_size must be at least {min_vocab} (256 bytes and {} special tokens), got {}",
+                SPECIAL_TOKENS.len(),
+                self.vocab_size
+            )));
+        }
+        if let Some((name, v)) = sizes
+            .iter()
+            .chain(&[("vocab_size", self.vocab_size)])
+            .find(|(_, v)| *v > super::config::MAX_DIMENSION)
+        {
+            return Err(LmError::Invalid(format!(
+                "{name} is {v}; at most {} is supported",
+                super::config::MAX_DIMENSION
+            )));
+        }
+        // Embedding, and per layer attention (q, k, v, o at most h x h each) and the MLP.
+        let (h, i, l, v) = (
+            self.hidden_size as u128,
+            self.intermediate_size as u128,
+            self.num_hidden_layers as u128,
+            self.vocab_size as u128,
+        );
+        let parameters = v * h + l * (4 * h * h + 3 * h * i);
+        // f32 weights, built once and copied once on the way to the file.
+        crate::limits::check_allocation("a tiny model of this shape", parameters * 4 * 3)
+            .map_err(LmError::Invalid)
+    }
+}
+
 /// Writes a tiny model to `dir` (replaced if present), its tokenizer trained on `texts`.
 pub fn create_tiny_model(dir: &Path, texts: &[String], spec: &TinySpec) -> Result<TinyModel> {
+    spec.validate()?;
     if spec.hidden_size % spec.num_attention_heads.max(1) != 0
         || spec.num_attention_heads % spec.num_key_value_heads.max(1) != 0
         || (spec.hidden_size / spec.num_attention_heads.max(1)) % 2 != 0

@@ -23,6 +23,7 @@ use super::schedule::WarmupCosine;
 use super::sft::{SftUpdater, TokenBatch};
 use super::tokenizer::TextTokenizer;
 use super::{Decoder, LmError, Result};
+use crate::checksum::{first_mismatch, folder_checks, FileCheck};
 
 /// Fine-tuning settings. The defaults are the paper's (full fine-tuning, AdamW betas
 /// 0.9/0.99, weight decay 0.1, lr 5e-6, cosine with 10% warm-up, clipping 0.1, 5 epochs,
@@ -209,6 +210,9 @@ struct CheckpointState {
     losses: Vec<f64>,
     tokens: usize,
     seconds: f64,
+    /// What the checkpoint's tensor files held when written, checked on resume.
+    #[serde(default)]
+    files: BTreeMap<String, FileCheck>,
 }
 
 /// The checkpoint folder of a run writing `output`: a hidden sibling.
@@ -378,6 +382,7 @@ pub fn fine_tune(
         losses: Vec::new(),
         tokens: 0,
         seconds: 0.0,
+        files: BTreeMap::new(),
     };
     let resumed_from = match read_checkpoint(&checkpoints)? {
         Some((saved, tensors, moments)) => {
@@ -439,6 +444,16 @@ pub fn fine_tune(
                 .wrapping_add((step * options.gradient_accumulation) as u64)
         });
         let stats = updater.step(&trainee.model, &micro, dropout_seed)?;
+        // A non-finite loss or gradient poisons every weight it touches: stop here, before a
+        // checkpoint or a model could be written from them.
+        if !stats.loss.is_finite() || !stats.grad_norm.is_finite() {
+            bar.finish_and_clear();
+            return Err(LmError::Diverged {
+                step: step + 1,
+                loss: stats.loss,
+                grad_norm: stats.grad_norm,
+            });
+        }
         state.step = step + 1;
         state.losses.push(stats.loss);
         state.tokens += stats.tokens;
@@ -521,7 +536,9 @@ fn write_checkpoint(
         &staging.join("optimizer.safetensors"),
         &updater.optimizer().state()?,
     )?;
-    let json = serde_json::to_string_pretty(state).map_err(|e| io_error(&staging, e))?;
+    let mut state = state.clone();
+    state.files = folder_checks(&staging).map_err(|e| io_error(&staging, e))?;
+    let json = serde_json::to_string_pretty(&state).map_err(|e| io_error(&staging, e))?;
     std::fs::write(staging.join("state.json"), json).map_err(|e| io_error(&staging, e))?;
     let _ = std::fs::remove_dir_all(&target);
     std::fs::rename(&staging, &target).map_err(|e| io_error(&target, e))?;
@@ -557,6 +574,15 @@ fn read_checkpoint(dir: &Path) -> Result<Option<Loaded>> {
     let text = std::fs::read_to_string(at.join("state.json")).map_err(|e| io_error(&at, e))?;
     let state: CheckpointState =
         serde_json::from_str(&text).map_err(|e| io_error(&at.join("state.json"), e))?;
+    // Tensor bytes overwritten since they were written can still parse: a checkpoint that
+    // fails its checks is not resumed from (the run starts over, reaching the same weights).
+    let unchecked = state.files.is_empty();
+    if let Some(why) = first_mismatch(&at, &state.files).or_else(|| {
+        unchecked.then(|| format!("{} has no checksums", at.display()))
+    }) {
+        eprintln!("fine-tune: not resuming from the checkpoint at step {}: {why}; starting over", state.step);
+        return Ok(None);
+    }
     let read = |file: &str| -> Result<BTreeMap<String, Tensor>> {
         let path = at.join(file);
         Ok(candle_core::safetensors::load(&path, &Device::Cpu)

@@ -101,15 +101,20 @@ impl Shell {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("crossdiff-query")
+                .thread_stack_size(crate::session::QUERY_STACK_BYTES)
                 .build()
                 .map_err(|e| format!("cannot start the query runtime: {e}"))?;
             self.queries = Some(rt);
         }
         let runtime = self.queries.as_ref().expect("runtime just made");
         let task = runtime.spawn(async move {
+            crate::session::check_nesting(&ctx, &sql).map_err(|e| e.to_string())?;
             let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
             let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| e.to_string())?;
+            let batches = df.collect().await.map_err(|e| {
+                let message = e.to_string();
+                crate::local_files::explain_write_failure(&message).unwrap_or(message)
+            })?;
             Ok::<_, String>((schema, batches))
         });
         let _abort = AbortOnDrop(task.abort_handle());

@@ -52,6 +52,8 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
     let mut start_line = first_line;
     let mut line = first_line;
     let mut has_code = false;
+    // Where the block comment being read started, when it came before any code.
+    let mut comment_start = 0;
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -78,7 +80,12 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
                 '\'' => state = State::Single,
                 '"' => state = State::Double,
                 '-' if next == Some('-') => state = State::LineComment,
-                '/' if next == Some('*') => state = State::BlockComment,
+                '/' if next == Some('*') => {
+                    state = State::BlockComment;
+                    if !has_code {
+                        comment_start = i;
+                    }
+                }
                 ';' => {
                     if has_code {
                         pieces.push(Piece::Sql {
@@ -121,7 +128,15 @@ pub fn split(text: &str, first_line: usize) -> (Vec<Piece>, String) {
         }
         i += 1;
     }
-    let rest = if has_code { current } else { String::new() };
+    // A block comment still open is unfinished text too: the shell waits for its end, and a
+    // script ending in one fails on it instead of silently dropping what follows `/*`.
+    let rest = if has_code {
+        current
+    } else if state == State::BlockComment {
+        chars[comment_start..].iter().collect()
+    } else {
+        String::new()
+    };
     (pieces, rest)
 }
 
@@ -150,6 +165,18 @@ mod tests {
 
     fn sql(pieces: &[Piece]) -> Vec<(&str, usize)> {
         pieces.iter().map(|p| (p.text(), p.line())).collect()
+    }
+
+    #[test]
+    fn an_open_block_comment_is_unfinished_text() {
+        let script = "SELECT 1;\n/* never closed\nDROP TABLE t;\nSELECT 2;";
+        let pieces = split_script(script);
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        assert_eq!(pieces[1].line(), 2);
+        assert!(pieces[1].text().starts_with("/* never closed"));
+        // Interactively, the shell keeps reading until the comment ends.
+        let (done, rest) = split("/* open\nSELECT 1;", 1);
+        assert!(done.is_empty() && rest.starts_with("/* open"));
     }
 
     #[test]

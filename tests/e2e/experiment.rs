@@ -265,6 +265,7 @@ fn interrupted_matrix_resumes_to_the_same_result() {
         std::thread::spawn(move || loop {
             let done = store
                 .list()
+                .map(|l| l.runs)
                 .unwrap_or_default()
                 .iter()
                 .any(|r| r.kind == "fine_tune" && r.status == "done");
@@ -373,6 +374,7 @@ fn runs_command_lists_and_cleans() {
             rows: 3,
             summary: serde_json::json!({}),
             crossdiff_version: "0".into(),
+            files: Default::default(),
         })
         .unwrap();
     let run = |args: &[&str]| {
@@ -393,7 +395,7 @@ fn runs_command_lists_and_cleans() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(store.list().unwrap().is_empty());
+    assert!(store.list().unwrap().runs.is_empty());
 }
 
 /// `crossdiff plot matrix` draws a generalization-matrix result; the shell prints its heatmap.
@@ -591,6 +593,7 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
     let status = |kind: &str, status: &str| {
         store
             .list()
+            .map(|l| l.runs)
             .unwrap_or_default()
             .iter()
             .any(|r| r.kind == kind && r.status == status)
@@ -611,6 +614,7 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
     let stopped = store
         .list()
         .unwrap()
+        .runs
         .into_iter()
         .find(|r| r.status == "interrupted")
         .unwrap();

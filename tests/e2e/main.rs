@@ -5,7 +5,9 @@ mod common;
 
 mod cli;
 mod experiment;
+mod fuzz;
 mod ingest;
 mod irt;
 mod lm;
+mod reliability;
 mod sql_functions;
