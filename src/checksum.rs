@@ -45,7 +45,10 @@ pub fn file_check(path: &Path) -> std::io::Result<FileCheck> {
         size += filled as u64;
         let mut words = buf[..filled].chunks_exact(8);
         for w in &mut words {
-            mix(&mut lanes, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+            mix(
+                &mut lanes,
+                u64::from_le_bytes(w.try_into().expect("8 bytes")),
+            );
         }
         let tail = words.remainder();
         if !tail.is_empty() {
@@ -124,10 +127,14 @@ mod tests {
         let mut changed = bytes.clone();
         changed[2_000_000] ^= 1;
         std::fs::write(&path, &changed).unwrap();
-        assert!(first_mismatch(dir.path(), &checks).unwrap().contains("changed"));
+        assert!(first_mismatch(dir.path(), &checks)
+            .unwrap()
+            .contains("changed"));
         // Truncated.
         std::fs::write(&path, &bytes[..100]).unwrap();
-        assert!(first_mismatch(dir.path(), &checks).unwrap().contains("100 bytes"));
+        assert!(first_mismatch(dir.path(), &checks)
+            .unwrap()
+            .contains("100 bytes"));
         // Gone.
         std::fs::remove_file(&path).unwrap();
         assert!(first_mismatch(dir.path(), &checks).is_some());

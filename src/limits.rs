@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn absurd_requests_are_refused_by_name() {
         let e = check_allocation("irt_simulate(n_models, n_items)", 1 << 80).unwrap_err();
-        assert!(e.starts_with("irt_simulate(n_models, n_items) would need"), "{e}");
+        assert!(
+            e.starts_with("irt_simulate(n_models, n_items) would need"),
+            "{e}"
+        );
         assert!(check_allocation("small", 1024).is_ok());
         assert!(check_threads("option `threads`", 100_000).is_err());
         assert!(check_threads("option `threads`", 0).is_err());

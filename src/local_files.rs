@@ -228,7 +228,13 @@ mod tests {
     fn only_old_staging_files_of_the_target_go() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("x.parquet");
-        for name in ["x.parquet#1", "x.parquet#12", "x.parquet#tmp", "y.parquet#1", "x.parquet"] {
+        for name in [
+            "x.parquet#1",
+            "x.parquet#12",
+            "x.parquet#tmp",
+            "y.parquet#1",
+            "x.parquet",
+        ] {
             std::fs::write(dir.path().join(name), "partial").unwrap();
         }
         // Just written: a live write may own them.

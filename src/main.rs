@@ -483,8 +483,9 @@ fn run_simulate(args: SimulateArgs) -> Result<(), String> {
         extreme_items: args.extreme_items,
         seed: args.seed,
     };
-    spec.validate()
-        .map_err(|e| format!("crossdiff simulate (--models, --items, --missing, --extreme-items): {e}"))?;
+    spec.validate().map_err(|e| {
+        format!("crossdiff simulate (--models, --items, --missing, --extreme-items): {e}")
+    })?;
     let batch = simulate(spec).to_batch("sim");
     data::files::write_parquet(&args.out, std::slice::from_ref(&batch))
         .map_err(|e| e.to_string())?;
@@ -729,7 +730,10 @@ fn run_runs(args: RunsArgs) -> Result<(), String> {
                 );
             }
             for b in &listing.broken {
-                println!("{}  broken record: {} (runs clean removes it)", b.id, b.message);
+                println!(
+                    "{}  broken record: {} (runs clean removes it)",
+                    b.id, b.message
+                );
             }
             Ok(())
         }

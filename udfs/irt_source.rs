@@ -326,11 +326,11 @@ mod tests {
             "CREATE TABLE r AS SELECT model_id, item_id, CASE WHEN item_id = 'sim-item-00000' \
              THEN true ELSE correct END AS correct FROM irt_simulate(3000, 400)",
         )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
         let call = IrtCall {
             function: "irt_fit",
             source: "r".into(),

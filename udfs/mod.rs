@@ -17,12 +17,12 @@ pub mod irt_simulate;
 mod irt_source;
 pub mod kendall_tau;
 mod lazy;
-mod source;
 mod paired;
 pub mod plot_difficulty;
 pub mod plot_matrix;
 pub mod read_responses;
 pub mod runs;
+mod source;
 pub mod spearman_corr;
 pub mod tiny_model;
 

@@ -79,7 +79,10 @@ impl TableFunctionImpl for Runs {
                     .map_err(|e| DataFusionError::Execution(format!("runs: {e}")))?;
                 // A broken record hides nothing else: it is reported and skipped.
                 for b in &listing.broken {
-                    eprintln!("runs: skipped run {}: {} (crossdiff runs clean removes it)", b.id, b.message);
+                    eprintln!(
+                        "runs: skipped run {}: {} (crossdiff runs clean removes it)",
+                        b.id, b.message
+                    );
                 }
                 let runs = listing.runs;
                 let text = |f: &dyn Fn(&crate::experiment::RunRecord) -> String| {

@@ -50,7 +50,11 @@ pub fn check_source(state: &SessionState, function: &str, source: &str) -> Resul
         DfStatement::Statement(s) => {
             let kind = s.to_string();
             let kind = kind.split_whitespace().next().unwrap_or("").to_uppercase();
-            Err(refused(function, source, &format!("a {kind} statement is not")))
+            Err(refused(
+                function,
+                source,
+                &format!("a {kind} statement is not"),
+            ))
         }
         DfStatement::CopyTo(_) => Err(refused(function, source, "a COPY statement is not")),
         DfStatement::CreateExternalTable(_) => Err(refused(
@@ -108,11 +112,18 @@ mod tests {
             "CREATE EXTERNAL TABLE e STORED AS CSV LOCATION 'x.csv'",
             "EXPLAIN SELECT 1",
         ] {
-            let e = check_source(&state, "irt_fit", bad).unwrap_err().to_string();
-            assert!(e.contains("irt_fit: the source must be a table name or a read-only query"), "{bad}: {e}");
+            let e = check_source(&state, "irt_fit", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("irt_fit: the source must be a table name or a read-only query"),
+                "{bad}: {e}"
+            );
         }
         // SELECT ... INTO parses as a query but plans as DDL.
-        let e = source_frame(&ctx, "f", "SELECT 1 AS x INTO made").await.unwrap_err();
+        let e = source_frame(&ctx, "f", "SELECT 1 AS x INTO made")
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("read-only"), "{e}");
         assert!(!ctx.table_exist("made").unwrap());
         assert!(ctx.table_exist("keep").unwrap());

@@ -197,10 +197,7 @@ impl Iterator for ProjectedBatches {
 /// Calls `each(line_number, text)` for every line of a JSON-lines file (1-based numbers; a
 /// UTF-8 byte-order mark on the first line and a `\r` before `\n` are dropped). A line that
 /// is not UTF-8 is an error naming the file, the line and the byte.
-pub fn for_each_line(
-    path: &Path,
-    mut each: impl FnMut(u64, &str) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_line(path: &Path, mut each: impl FnMut(u64, &str) -> Result<()>) -> Result<()> {
     use std::io::BufRead;
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = std::io::BufReader::new(file);

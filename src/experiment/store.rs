@@ -358,7 +358,12 @@ impl RunStore {
             .runs
             .iter()
             .map(|r| (r.id.clone(), r.updated))
-            .chain(listing.broken.iter().map(|b| (b.id.clone(), modified(&b.id))));
+            .chain(
+                listing
+                    .broken
+                    .iter()
+                    .map(|b| (b.id.clone(), modified(&b.id))),
+            );
         let mut removed = Vec::new();
         for (id, updated) in candidates {
             if cutoff.is_some_and(|c| updated >= c) {
@@ -484,14 +489,20 @@ mod tests {
         let listing = store.list().unwrap();
         assert_eq!(listing.runs.len(), 1);
         assert_eq!(listing.broken.len(), 1);
-        assert!(listing.broken[0].message.contains("corrupt run record"), "{:?}", listing.broken);
+        assert!(
+            listing.broken[0].message.contains("corrupt run record"),
+            "{:?}",
+            listing.broken
+        );
         // A failure is recorded with its cause.
         store.record_failure(&mut record, &ExperimentError::Input("loss is NaN".into()));
         assert_eq!(store.record("r").unwrap().unwrap().status, "failed");
         // Files checked on reuse.
         record.status = "done".into();
         std::fs::write(tmp.path().join("r/items.parquet"), "rows").unwrap();
-        record.add_files(&store.run_dir("r"), "items.parquet").unwrap();
+        record
+            .add_files(&store.run_dir("r"), "items.parquet")
+            .unwrap();
         assert_eq!(record.unusable(&store.run_dir("r")), None);
         std::fs::write(tmp.path().join("r/items.parquet"), "row").unwrap();
         assert!(record.unusable(&store.run_dir("r")).is_some());

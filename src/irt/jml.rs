@@ -77,6 +77,11 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             }
             *t += (g / h).clamp(-MAX_STEP, MAX_STEP);
         });
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled {
+                iterations: iterations - 1,
+            });
+        }
         let exp_neg_theta: Vec<f64> = theta.iter().map(|t| (-t).exp()).collect();
         // Items, abilities fixed; the log likelihood of (new theta, old items) comes free.
         let sums: Vec<ItemSums> = (0..n_items)

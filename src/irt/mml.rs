@@ -86,13 +86,28 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             &mut nodes,
             &mut weights,
         );
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled {
+                iterations: iterations - 1,
+            });
+        }
         let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
         // M-step: one Newton step per item, then the latent spread (1PL).
         let at = Nodes::new(k, &nodes, &weights, two_pl);
         let sums: Vec<ItemSums> = (0..m.n_items())
             .into_par_iter()
-            .map(|i| item_node_sums(m, i, items[i], &at, two_pl))
+            .map(|i| {
+                if o.cancel.is_set() {
+                    return ItemSums::default();
+                }
+                item_node_sums(m, i, items[i], &at, two_pl)
+            })
             .collect();
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled {
+                iterations: iterations - 1,
+            });
+        }
         items
             .par_iter_mut()
             .zip(&sums)

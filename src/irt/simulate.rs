@@ -51,14 +51,20 @@ impl SimulationSpec {
                 self.n_models, self.n_items
             ));
         }
-        let cells = self.n_models.checked_mul(self.n_items).filter(|&c| c <= MAX_CELLS);
+        let cells = self
+            .n_models
+            .checked_mul(self.n_items)
+            .filter(|&c| c <= MAX_CELLS);
         let Some(cells) = cells else {
             return Err(format!(
                 "n_models x n_items = {} x {} is more than the {MAX_CELLS} cells a simulation may have",
                 self.n_models, self.n_items
             ));
         };
-        for (name, x) in [("missing", self.missing), ("extreme_items", self.extreme_items)] {
+        for (name, x) in [
+            ("missing", self.missing),
+            ("extreme_items", self.extreme_items),
+        ] {
             if !(0.0..1.0).contains(&x) {
                 return Err(format!("{name} must be in [0, 1), got {x}"));
             }
@@ -238,12 +244,26 @@ mod tests {
 
     #[test]
     fn absurd_sizes_are_refused() {
-        let huge = |n_models, n_items| SimulationSpec { n_models, n_items, ..Default::default() };
-        for (m, i) in [(1_000_000_000, 1_000_000_000), (usize::MAX, 2), (0, 5), (200_000, 1_000)] {
+        let huge = |n_models, n_items| SimulationSpec {
+            n_models,
+            n_items,
+            ..Default::default()
+        };
+        for (m, i) in [
+            (1_000_000_000, 1_000_000_000),
+            (usize::MAX, 2),
+            (0, 5),
+            (200_000, 1_000),
+        ] {
             let e = huge(m, i).validate().unwrap_err();
             assert!(e.contains("n_models"), "{m} x {i}: {e}");
         }
-        let e = SimulationSpec { missing: 1.5, ..Default::default() }.validate().unwrap_err();
+        let e = SimulationSpec {
+            missing: 1.5,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.contains("missing"), "{e}");
         SimulationSpec::default().validate().unwrap();
     }

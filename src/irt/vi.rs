@@ -93,6 +93,10 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             .zip(v_theta.par_iter_mut())
             .enumerate()
             .for_each(|(j, (mj, vj))| {
+                // Cancelled mid-sweep: the rest of the sweep is skipped (and discarded).
+                if o.cancel.is_set() {
+                    return;
+                }
                 let mut s = RowSums::default();
                 m.for_model(j, |i, y| {
                     rule.accumulate(*mj - b[i], *vj + v_b[i], y, &mut s)
@@ -102,12 +106,20 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                 *mj += (g / h).clamp(-MAX_STEP, MAX_STEP);
                 *vj = 1.0 / h;
             });
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled {
+                iterations: iterations - 1,
+            });
+        }
         prior_theta.update(&theta, &v_theta);
         // Items, abilities fixed; the expected log likelihood of (new theta, old b) comes free.
         let (mean, precision) = prior_b.moments();
         let sums: Vec<(RowSums, f64)> = (0..m.n_items())
             .into_par_iter()
             .map(|i| {
+                if o.cancel.is_set() {
+                    return Default::default();
+                }
                 let mut s = RowSums::default();
                 let mut log_terms = LogTerms::new(rule.len());
                 m.for_item(i, |j, y| {
@@ -123,6 +135,11 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                 (s, expected_log_lik)
             })
             .collect();
+        if o.cancel.is_set() {
+            return Err(IrtError::Cancelled {
+                iterations: iterations - 1,
+            });
+        }
         elbo = sums.iter().map(|(_, l)| l).sum::<f64>()
             + prior_theta.expected_log_joint(&theta, &v_theta)
             + prior_b.expected_log_joint(&b, &v_b)

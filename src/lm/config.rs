@@ -97,6 +97,20 @@ fn default_torch_dtype() -> String {
 /// positions): well above every released model, far below what would overflow an index.
 pub const MAX_DIMENSION: usize = 1 << 24;
 
+/// Every named size at least 1 and at most [`MAX_DIMENSION`], or a message naming the first
+/// that is not.
+pub fn check_sizes(sizes: &[(&str, usize)]) -> std::result::Result<(), String> {
+    if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+        return Err(format!("{name} must be at least 1, got 0"));
+    }
+    if let Some((name, v)) = sizes.iter().find(|(_, v)| *v > MAX_DIMENSION) {
+        return Err(format!(
+            "{name} is {v}; at most {MAX_DIMENSION} is supported"
+        ));
+    }
+    Ok(())
+}
+
 impl DecoderConfig {
     /// Parses and checks a `config.json`; `place` names the file in errors.
     pub fn parse(json: &str, place: &str) -> Result<Self> {
@@ -121,24 +135,25 @@ impl DecoderConfig {
                 self.model_type
             ));
         }
-        let sizes = [
+        check_sizes(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
             ("num_hidden_layers", self.num_hidden_layers),
             ("max_position_embeddings", self.max_position_embeddings),
-        ];
-        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return bad(format!("{name} must be at least 1, got 0"));
-        }
-        if let Some((name, v)) = sizes.iter().find(|(_, v)| *v > MAX_DIMENSION) {
-            return bad(format!("{name} is {v}; at most {MAX_DIMENSION} is supported"));
-        }
+        ])
+        .or_else(bad)?;
         if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
-            return bad(format!("rms_norm_eps must be positive, got {}", self.rms_norm_eps));
+            return bad(format!(
+                "rms_norm_eps must be positive, got {}",
+                self.rms_norm_eps
+            ));
         }
         if !(self.rope_theta > 0.0 && self.rope_theta.is_finite()) {
-            return bad(format!("rope_theta must be positive, got {}", self.rope_theta));
+            return bad(format!(
+                "rope_theta must be positive, got {}",
+                self.rope_theta
+            ));
         }
         if self.num_attention_heads == 0 || self.num_kv_heads() == 0 {
             return bad("num_attention_heads and num_key_value_heads must be positive".into());

@@ -41,7 +41,11 @@ pub enum LmError {
         "training diverged at step {step}: loss {loss}, gradient norm {grad_norm}; nothing \
          after step {} was kept (try a lower learning_rate)", step - 1
     )]
-    Diverged { step: usize, loss: f64, grad_norm: f64 },
+    Diverged {
+        step: usize,
+        loss: f64,
+        grad_norm: f64,
+    },
 
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

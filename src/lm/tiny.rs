@@ -70,33 +70,22 @@ impl TinySpec {
     /// Every size at least 1 (a byte-level vocabulary at least its 256 bytes and the special
     /// tokens), and weights that fit in the memory available.
     pub fn validate(&self) -> Result<()> {
-        let sizes = [
+        super::config::check_sizes(&[
             ("hidden_size", self.hidden_size),
             ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
             ("num_key_value_heads", self.num_key_value_heads),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-        ];
-        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return Err(LmError::Invalid(format!("{name} must be at least 1, got 0")));
-        }
+            ("vocab_size", self.vocab_size),
+        ])
+        .map_err(LmError::Invalid)?;
         let min_vocab = 256 + SPECIAL_TOKENS.len();
         if self.vocab_size < min_vocab {
             return Err(LmError::Invalid(format!(
                 "vocab_size must be at least {min_vocab} (256 bytes and {} special tokens), got {}",
                 SPECIAL_TOKENS.len(),
                 self.vocab_size
-            )));
-        }
-        if let Some((name, v)) = sizes
-            .iter()
-            .chain(&[("vocab_size", self.vocab_size)])
-            .find(|(_, v)| *v > super::config::MAX_DIMENSION)
-        {
-            return Err(LmError::Invalid(format!(
-                "{name} is {v}; at most {} is supported",
-                super::config::MAX_DIMENSION
             )));
         }
         // Embedding, and per layer attention (q, k, v, o at most h x h each) and the MLP.

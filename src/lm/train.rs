@@ -577,10 +577,13 @@ fn read_checkpoint(dir: &Path) -> Result<Option<Loaded>> {
     // Tensor bytes overwritten since they were written can still parse: a checkpoint that
     // fails its checks is not resumed from (the run starts over, reaching the same weights).
     let unchecked = state.files.is_empty();
-    if let Some(why) = first_mismatch(&at, &state.files).or_else(|| {
-        unchecked.then(|| format!("{} has no checksums", at.display()))
-    }) {
-        eprintln!("fine-tune: not resuming from the checkpoint at step {}: {why}; starting over", state.step);
+    if let Some(why) = first_mismatch(&at, &state.files)
+        .or_else(|| unchecked.then(|| format!("{} has no checksums", at.display())))
+    {
+        eprintln!(
+            "fine-tune: not resuming from the checkpoint at step {}: {why}; starting over",
+            state.step
+        );
         return Ok(None);
     }
     let read = |file: &str| -> Result<BTreeMap<String, Tensor>> {
@@ -840,6 +843,61 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("different fine-tune"), "{err}");
+    }
+
+    /// A checkpoint whose tensor bytes were overwritten (still parsing) is not resumed from:
+    /// the run starts over and reaches the weights of an uninterrupted run; a learning rate
+    /// that blows the loss up stops the run at that step with nothing written.
+    #[test]
+    fn corrupted_checkpoints_and_diverged_runs_are_caught() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("base");
+        let tokenizer = tiny(&base);
+        let examples = encode_examples(&tokenizer, &pairs(40), true).unwrap();
+        let opts = SftOptions {
+            epochs: 2,
+            checkpoint_every: 2,
+            ..options()
+        };
+        let whole = tmp.path().join("whole");
+        let cpu = Device::Cpu;
+        let straight =
+            fine_tune(&base, &examples, &opts, &whole, &cpu, &Control::default()).unwrap();
+        let split = tmp.path().join("split");
+        let stop = Control {
+            stop_after_steps: Some(3),
+            ..Control::default()
+        };
+        fine_tune(&base, &examples, &opts, &split, &cpu, &stop).unwrap();
+        let checkpoints = checkpoint_dir(&split);
+        let latest = std::fs::read_to_string(checkpoints.join("latest")).unwrap();
+        let tensors = checkpoints
+            .join(latest.trim())
+            .join("trainable.safetensors");
+        let mut bytes = std::fs::read(&tensors).unwrap();
+        let at = bytes.len() - 7;
+        bytes[at] ^= 0x40;
+        std::fs::write(&tensors, &bytes).unwrap();
+        let resumed =
+            fine_tune(&base, &examples, &opts, &split, &cpu, &Control::default()).unwrap();
+        assert_eq!(
+            resumed.resumed_from, None,
+            "the corrupted checkpoint was not used"
+        );
+        assert_eq!(resumed.losses, straight.losses);
+        assert_eq!(weights(&whole), weights(&split));
+
+        let blown = tmp.path().join("blown");
+        let wild = SftOptions {
+            learning_rate: 1e30,
+            max_grad_norm: 1e30,
+            ..opts
+        };
+        let err =
+            fine_tune(&base, &examples, &wild, &blown, &cpu, &Control::default()).unwrap_err();
+        assert!(matches!(err, LmError::Diverged { .. }), "{err}");
+        assert!(err.to_string().contains("diverged at step"), "{err}");
+        assert!(!blown.exists(), "no model from a diverged run");
     }
 
     /// Two micro-batches accumulated make the same update as one batch of both.

@@ -304,7 +304,14 @@ impl Shell {
             Err(message) => {
                 if message == "query cancelled" {
                     if let Some(rt) = self.queries.take() {
-                        rt.shutdown_background();
+                        // Shutting the runtime down drops the query (its work stops at its
+                        // next check); waiting a moment for that lets a long job take its
+                        // progress line off the screen before the prompt comes back. Work
+                        // slower to stop is left to finish in the background.
+                        let _ = tokio::task::spawn_blocking(move || {
+                            rt.shutdown_timeout(std::time::Duration::from_secs(3))
+                        })
+                        .await;
                     }
                 }
                 eprintln!("Error: {message}");

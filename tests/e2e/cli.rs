@@ -3,24 +3,11 @@
 use super::common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crossdiff::data::{files::write_parquet, sample};
 
-fn crossdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crossdiff"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
+use super::common::{crossdiff, stderr, stdout};
 
 #[test]
 fn sql_command_in_each_format() {

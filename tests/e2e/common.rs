@@ -7,6 +7,22 @@ use crossdiff::datafusion::arrow::array::RecordBatch;
 use crossdiff::datafusion::arrow::util::pretty::pretty_format_batches;
 use crossdiff::datafusion::prelude::SessionContext;
 
+/// Runs the `crossdiff` binary and waits for it.
+pub fn crossdiff(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

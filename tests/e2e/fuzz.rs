@@ -109,7 +109,14 @@ fn mutated_long_and_wide_csv() {
     let (base, target) = temp_copy(dir.path(), &fixture("long.csv"), "long.csv");
     fuzz("long csv", &base, &target, &target, Format::Csv, "");
     let (base, target) = temp_copy(dir.path(), &fixture("wide.csv"), "wide.csv");
-    fuzz("wide csv", &base, &target, &target, Format::WideCsv, r#"{"benchmark": "b"}"#);
+    fuzz(
+        "wide csv",
+        &base,
+        &target,
+        &target,
+        Format::WideCsv,
+        r#"{"benchmark": "b"}"#,
+    );
 }
 
 #[test]

@@ -2,14 +2,14 @@
 //! generated filters, read-only sources, absurd sizes, diverged and corrupted runs, run
 //! store housekeeping, cancellation and messages that say what went wrong.
 
-use super::common::{column_text, fixture, sql, sql_err};
+use super::common::{column_text, crossdiff, fixture, sql, sql_err, stderr};
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crossdiff::datafusion::arrow::array::RecordBatch;
-use crossdiff::datafusion::arrow::compute::take;
 use crossdiff::datafusion::arrow::array::UInt32Array;
+use crossdiff::datafusion::arrow::compute::take;
 use crossdiff::datafusion::parquet::arrow::ArrowWriter;
 use crossdiff::datafusion::parquet::file::properties::WriterProperties;
 use crossdiff::datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -17,17 +17,6 @@ use crossdiff::experiment::RunStore;
 use crossdiff::lm::tiny::{create_tiny_model, TinySpec};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-
-fn crossdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crossdiff"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 /// A crossdiff session that reads with several partitions, as a multi-core machine does.
 async fn parallel_context() -> SessionContext {
@@ -67,8 +56,16 @@ async fn fit_bits(ctx: &SessionContext, table: &str, method: &str) -> Vec<(Strin
     let mut out = Vec::new();
     let mut k = 0;
     for b in &batches {
-        let d = b.column(1).as_any().downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>().unwrap();
-        let s = b.column(2).as_any().downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>().unwrap();
+        let d = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>()
+            .unwrap();
+        let s = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<crossdiff::datafusion::arrow::array::Float64Array>()
+            .unwrap();
         for r in 0..b.num_rows() {
             out.push((ids[k].clone(), d.value(r).to_bits(), s.value(r).to_bits()));
             k += 1;
@@ -83,8 +80,13 @@ async fn fit_bits(ctx: &SessionContext, table: &str, method: &str) -> Vec<(Strin
 async fn fits_do_not_depend_on_the_order_rows_arrive_in() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = parallel_context().await;
-    let sim = sql(&ctx, "SELECT model_id, benchmark, item_id, correct FROM irt_simulate(400, 150, '{\"seed\": 7}')").await;
-    let batch = crossdiff::datafusion::arrow::compute::concat_batches(&sim[0].schema(), &sim).unwrap();
+    let sim = sql(
+        &ctx,
+        "SELECT model_id, benchmark, item_id, correct FROM irt_simulate(400, 150, '{\"seed\": 7}')",
+    )
+    .await;
+    let batch =
+        crossdiff::datafusion::arrow::compute::concat_batches(&sim[0].schema(), &sim).unwrap();
     let n = batch.num_rows() as u32;
     let mut shuffled: Vec<u32> = (0..n).collect();
     shuffled.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
@@ -93,17 +95,29 @@ async fn fits_do_not_depend_on_the_order_rows_arrive_in() {
     write_parts(&tmp.path().join("b"), &batch, &reversed, 5);
     for (name, dir) in [("a", "a/"), ("b", "b/")] {
         let location = tmp.path().join(dir);
-        ctx.register_parquet(name, location.to_str().unwrap(), ParquetReadOptions::default())
-            .await
-            .unwrap();
+        ctx.register_parquet(
+            name,
+            location.to_str().unwrap(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
     }
     for method in ["jml", "mml", "vi"] {
         let first = fit_bits(&ctx, "a", method).await;
         assert_eq!(first.len(), 150);
         for run in 0..3 {
-            assert_eq!(fit_bits(&ctx, "a", method).await, first, "{method}: run {run} of the same files");
+            assert_eq!(
+                fit_bits(&ctx, "a", method).await,
+                first,
+                "{method}: run {run} of the same files"
+            );
         }
-        assert_eq!(fit_bits(&ctx, "b", method).await, first, "{method}: other files, other order");
+        assert_eq!(
+            fit_bits(&ctx, "b", method).await,
+            first,
+            "{method}: other files, other order"
+        );
     }
 }
 
@@ -127,7 +141,11 @@ fn long_generated_filters_run_or_fail_cleanly() {
     // Too long for one command-line argument: a script.
     let tmp = tempfile::tempdir().unwrap();
     let script = tmp.path().join("deep.sql");
-    std::fs::write(&script, format!("{};\n", terms(crossdiff::session::MAX_NESTING + 10))).unwrap();
+    std::fs::write(
+        &script,
+        format!("{};\n", terms(crossdiff::session::MAX_NESTING + 10)),
+    )
+    .unwrap();
     let o = crossdiff(&["sql", "-f", script.to_str().unwrap()]);
     let err = stderr(&o);
     assert!(!o.status.success() && err.contains("levels deep"), "{err}");
@@ -139,7 +157,11 @@ fn long_generated_filters_run_or_fail_cleanly() {
 async fn a_source_string_cannot_change_anything() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = crossdiff::new_context();
-    sql(&ctx, "CREATE TABLE keep AS SELECT * FROM irt_simulate(20, 10)").await;
+    sql(
+        &ctx,
+        "CREATE TABLE keep AS SELECT * FROM irt_simulate(20, 10)",
+    )
+    .await;
     let out = tmp.path().join("x.parquet");
     let store = tmp.path().join("runs");
     let model = tmp.path().join("m");
@@ -177,20 +199,52 @@ async fn absurd_sizes_are_refused_by_name() {
         "SELECT * FROM irt_simulate(9223372036854775807, 2)",
     ] {
         let err = sql_err(&ctx, q).await;
-        assert!(err.contains("irt_simulate") && err.contains("n_models"), "{q}: {err}");
+        assert!(
+            err.contains("irt_simulate") && err.contains("n_models"),
+            "{q}: {err}"
+        );
     }
     let err = sql_err(&ctx, "SELECT * FROM irt_fit('SELECT * FROM irt_simulate(10, 5)', '1pl', 'jml', '{\"threads\": 100000}')").await;
-    assert!(err.contains("option `threads`") && err.contains("between 1 and"), "{err}");
-    let err = sql_err(&ctx, "SELECT * FROM irt_simulate(10, 5, '{\"benchmark\": 5}')").await;
+    assert!(
+        err.contains("option `threads`") && err.contains("between 1 and"),
+        "{err}"
+    );
+    let err = sql_err(
+        &ctx,
+        "SELECT * FROM irt_simulate(10, 5, '{\"benchmark\": 5}')",
+    )
+    .await;
     assert!(err.contains("option `benchmark`"), "{err}");
 
-    let o = crossdiff(&["simulate", "--models", "1000000000", "--items", "1000000000", "--out", "/tmp/never.parquet"]);
-    assert!(!o.status.success() && stderr(&o).contains("--models"), "{}", stderr(&o));
+    let o = crossdiff(&[
+        "simulate",
+        "--models",
+        "1000000000",
+        "--items",
+        "1000000000",
+        "--out",
+        "/tmp/never.parquet",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--models"),
+        "{}",
+        stderr(&o)
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("zero");
-    let o = crossdiff(&["tiny-model", "--out", out.to_str().unwrap(), "--options", r#"{"hidden_size": 0}"#]);
-    assert!(!o.status.success() && stderr(&o).contains("hidden_size"), "{}", stderr(&o));
+    let o = crossdiff(&[
+        "tiny-model",
+        "--out",
+        out.to_str().unwrap(),
+        "--options",
+        r#"{"hidden_size": 0}"#,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("hidden_size"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
 
     let model = tmp.path().join("tiny");
@@ -249,7 +303,10 @@ async fn diverged_and_corrupted_runs_are_not_done() {
     let listing = store.list().unwrap();
     assert_eq!(listing.runs.len(), 1);
     assert_eq!(listing.runs[0].status, "failed");
-    assert!(listing.runs[0].summary["error"].as_str().unwrap().contains("diverged"));
+    assert!(listing.runs[0].summary["error"]
+        .as_str()
+        .unwrap()
+        .contains("diverged"));
     assert!(!store.run_dir(&listing.runs[0].id).join("model").exists());
     // Asked again, it is not reused: it fails again.
     let err = sql_err(&ctx, &fine_tune_sql(&model, &store_dir, "1e30")).await;
@@ -259,13 +316,25 @@ async fn diverged_and_corrupted_runs_are_not_done() {
     let good = fine_tune_sql(&model, &store_dir, "0.001");
     let first = sql(&ctx, &good).await;
     assert_eq!(column_text(&first, 3), vec!["false"]);
-    assert_eq!(column_text(&sql(&ctx, &good).await, 3), vec!["true"], "reused while intact");
+    assert_eq!(
+        column_text(&sql(&ctx, &good).await, 3),
+        vec!["true"],
+        "reused while intact"
+    );
     let weights = Path::new(&column_text(&first, 1)[0]).join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let again = sql(&ctx, &good).await;
-    assert_eq!(column_text(&again, 3), vec!["false"], "a truncated model is not reused");
-    assert_eq!(std::fs::read(&weights).unwrap(), bytes, "retrained to the same weights");
+    assert_eq!(
+        column_text(&again, 3),
+        vec!["false"],
+        "a truncated model is not reused"
+    );
+    assert_eq!(
+        std::fs::read(&weights).unwrap(),
+        bytes,
+        "retrained to the same weights"
+    );
     // Overwritten bytes of the same length are caught as well.
     let mut flipped = bytes.clone();
     let at = flipped.len() - 10;
@@ -300,8 +369,14 @@ fn runs_list_reports_dead_runs_and_broken_records() {
     let o = crossdiff(&["runs", "list", "--store", dir]);
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(text.contains("ft-dead") && text.contains("interrupted"), "{text}");
-    assert!(text.contains("ft-broken") && text.contains("broken record"), "{text}");
+    assert!(
+        text.contains("ft-dead") && text.contains("interrupted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ft-broken") && text.contains("broken record"),
+        "{text}"
+    );
     let o = crossdiff(&["runs", "clean", "--all", "--store", dir]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("removed 2 runs"));
@@ -316,9 +391,21 @@ async fn a_killed_copy_leaves_no_staging_file_behind() {
     let staging = tmp.path().join("x.parquet#1");
     std::fs::write(&staging, "half a file").unwrap();
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(&staging).unwrap().set_modified(old).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&staging)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let ctx = crossdiff::new_context();
-    sql(&ctx, &format!("COPY (SELECT 1 AS x) TO '{}' STORED AS PARQUET", target.display())).await;
+    sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT 1 AS x) TO '{}' STORED AS PARQUET",
+            target.display()
+        ),
+    )
+    .await;
     assert!(target.exists());
     assert!(!staging.exists(), "the dead write's staging file is gone");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
@@ -330,7 +417,11 @@ async fn a_killed_copy_leaves_no_staging_file_behind() {
 fn a_cancelled_fit_stops_within_a_second() {
     use crossdiff::irt::simulate::{simulate, SimulationSpec};
     use crossdiff::irt::{fit, FitOptions, IrtError, Method};
-    let mut sim = simulate(SimulationSpec { n_models: 2000, n_items: 400, ..Default::default() });
+    let mut sim = simulate(SimulationSpec {
+        n_models: 2000,
+        n_items: 400,
+        ..Default::default()
+    });
     // Item 0 right for every model: under vague priors its difficulty drifts and no method
     // settles, so only the flag can stop the fit.
     for j in 0..2000 {
@@ -339,9 +430,16 @@ fn a_cancelled_fit_stops_within_a_second() {
     let matrix = sim.matrix().unwrap();
     // A flag set before the fit starts stops every method before its first sweep.
     for method in [Method::Jml, Method::Vi, Method::Mml] {
-        let options = FitOptions { method, progress: false, ..Default::default() };
+        let options = FitOptions {
+            method,
+            progress: false,
+            ..Default::default()
+        };
         options.cancel.set();
-        assert!(matches!(fit(&matrix, &options), Err(IrtError::Cancelled { iterations: 0 })));
+        assert!(matches!(
+            fit(&matrix, &options),
+            Err(IrtError::Cancelled { iterations: 0 })
+        ));
     }
     // jml reaches its exact fixed point in a few dozen fast sweeps; vi and mml run on.
     for method in [Method::Vi, Method::Mml] {
@@ -368,7 +466,10 @@ fn a_cancelled_fit_stops_within_a_second() {
             result.map(|f| (f.iterations, f.converged))
         );
         let lag = stopped.saturating_duration_since(set_at);
-        assert!(lag < std::time::Duration::from_secs(1), "{method:?} ran on {lag:?} after cancel");
+        assert!(
+            lag < std::time::Duration::from_secs(1),
+            "{method:?} ran on {lag:?} after cancel"
+        );
     }
 }
 
@@ -388,7 +489,10 @@ async fn messages_name_the_problem() {
         crossdiff::data::read_responses(&[p.to_path_buf()], crossdiff::data::Format::PyIrt, &opts)
     };
     let err = read(&logs).unwrap_err().to_string();
-    assert!(err.contains("pyirt.jsonl, line 2") && err.contains("UTF-8"), "{err}");
+    assert!(
+        err.contains("pyirt.jsonl, line 2") && err.contains("UTF-8"),
+        "{err}"
+    );
     let mut bom = b"\xEF\xBB\xBF".to_vec();
     bom.extend_from_slice(&good);
     std::fs::write(&logs, &bom).unwrap();
@@ -406,6 +510,15 @@ async fn messages_name_the_problem() {
         let flags = sql(&ctx, &format!("SELECT flag FROM irt_fit('easy', '1pl', '{method}') WHERE item_id = 'sim-item-00000'")).await;
         assert_eq!(column_text(&flags, 0), vec!["all_correct"], "{method}");
     }
+    // ... and a fit that such an item keeps from converging says why.
+    let q = "SELECT count(*) FROM irt_fit('SELECT model_id, item_id, CASE WHEN item_id = ''sim-item-00000'' THEN true ELSE correct END AS correct FROM irt_simulate(200, 20)', '1pl', 'vi', '{\"max_iter\": 50}')";
+    let o = crossdiff(&["sql", "-c", q]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warning = stderr(&o);
+    assert!(
+        warning.contains("did not converge in 50 iterations") && warning.contains("all_correct"),
+        "{warning}"
+    );
     // A script with an unterminated block comment fails instead of skipping the rest.
     let script = tmp.path().join("s.sql");
     std::fs::write(&script, "SELECT 1;\n/* never closed\nSELECT 2;\n").unwrap();
@@ -422,7 +535,14 @@ async fn a_full_disk_is_named_as_such() {
     let full = tmp.path().join("full");
     std::fs::create_dir_all(&full).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", full.to_str().unwrap()])
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "tmpfs",
+            full.to_str().unwrap(),
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if !mounted {
@@ -441,17 +561,33 @@ async fn a_full_disk_is_named_as_such() {
     let ctx = crossdiff::new_context();
     sql(&ctx, &format!("COPY (SELECT model_id, benchmark, item_id, correct FROM irt_simulate(1000, 600)) TO '{}' STORED AS PARQUET", big.display())).await;
     let out = full.join("responses.parquet");
-    let o = crossdiff(&["ingest", "--format", "parquet", big.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = crossdiff(&[
+        "ingest",
+        "--format",
+        "parquet",
+        big.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let err = stderr(&o);
     assert!(!o.status.success(), "{err}");
     assert!(!err.contains("cannot read"), "{err}");
-    assert!(err.contains("No space left on device") || err.contains("cannot write"), "{err}");
+    assert!(
+        err.contains("No space left on device") || err.contains("cannot write"),
+        "{err}"
+    );
     // COPY as CSV onto the full disk.
     let csv = full.join("x.csv");
-    let copy = format!("COPY (SELECT * FROM irt_simulate(300, 300)) TO '{}' STORED AS CSV", csv.display());
+    let copy = format!(
+        "COPY (SELECT * FROM irt_simulate(300, 300)) TO '{}' STORED AS CSV",
+        csv.display()
+    );
     let o = crossdiff(&["sql", "-c", &copy]);
     let err = stderr(&o);
     assert!(!o.status.success(), "{err}");
-    assert!(err.contains("cannot write") && err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("cannot write") && err.contains("No space left on device"),
+        "{err}"
+    );
     assert!(!err.contains("Internal error"), "{err}");
 }
