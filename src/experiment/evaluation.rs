@@ -34,10 +34,12 @@ pub struct EvalItem {
 pub struct EvalOptions {
     /// "multiple_choice" or "generate_until" (default: multiple choice when items have choices).
     pub output_type: Option<String>,
-    /// Render prompts through the model's chat template (default: when it has one).
+    /// Render prompts through the model's chat template. Default: no, as lm-eval without
+    /// `--apply_chat_template` (generalization_matrix defaults it to its fine-tunes' choice).
     pub chat_template: Option<bool>,
-    /// Put between the prompt and each choice (lm-eval's target_delimiter).
-    pub target_delimiter: String,
+    /// Put between the prompt and each choice (lm-eval's target_delimiter). Default: " ",
+    /// or "" with the chat template (lm-eval drops the delimiter when it applies one).
+    pub target_delimiter: Option<String>,
     pub stop: Vec<String>,
     pub max_new_tokens: usize,
     /// Answer filter: "none" (the whole output), "gsm8k_strict", "gsm8k_flexible",
@@ -59,7 +61,7 @@ impl Default for EvalOptions {
         Self {
             output_type: None,
             chat_template: None,
-            target_delimiter: " ".into(),
+            target_delimiter: None,
             stop: Vec::new(),
             max_new_tokens: 256,
             filter: "none".into(),
@@ -105,7 +107,7 @@ impl EvalOptions {
             }
         };
         let filter = match self.filter.as_str() {
-            "none" => AnswerFilter::new(r"(?s)\A(.*)\z", Take::First)?,
+            "none" => AnswerFilter::none(),
             "gsm8k_strict" => AnswerFilter::gsm8k_strict(),
             "gsm8k_flexible" => AnswerFilter::gsm8k_flexible(),
             "first_letter" => AnswerFilter::first_letter(),
@@ -418,9 +420,14 @@ fn evaluate_into(
     items_path: &Path,
 ) -> Result<(Vec<ItemOutcome>, bool, bool)> {
     let tokenizer = TextTokenizer::load(model)?;
-    let chat = options
-        .chat_template
-        .unwrap_or_else(|| tokenizer.has_chat_template());
+    let chat = options.chat_template.unwrap_or(false);
+    let delimiter = options.target_delimiter.clone().unwrap_or_else(|| {
+        if chat {
+            String::new()
+        } else {
+            " ".into()
+        }
+    });
     let render = |prompt: &str| -> Result<String> {
         if chat {
             Ok(tokenizer
@@ -434,7 +441,8 @@ fn evaluate_into(
     let dtype = crate::lm::device::inference_dtype(&device);
     let (decoder, _) = crate::lm::files::load(model, dtype, &device)?;
     let mut evaluator = Evaluator::new(&decoder, &tokenizer);
-    evaluator.add_special_tokens = !chat;
+    // lm-eval's rule: special tokens unless the text starts with BOS (a rendered template).
+    evaluator.add_special_tokens = true;
     evaluator.progress = progress;
     evaluator.cancel = Some(cancel.0.clone());
     let multiple_choice = match options.output_type.as_deref() {
@@ -461,10 +469,8 @@ fn evaluate_into(
             requests.push(ChoiceItem {
                 id: item.item_id.clone(),
                 context: render(&item.prompt)?,
-                choices: choices
-                    .iter()
-                    .map(|c| format!("{}{c}", options.target_delimiter))
-                    .collect(),
+                delimiter: delimiter.clone(),
+                choices,
                 gold,
             });
         }

@@ -184,6 +184,15 @@ pub fn generalization_matrix(
     let train_options = FineTuneOptions::from_json(&options.train)?;
     let mut eval_options = EvalOptions::from_json(&options.evaluate)?;
     eval_options.run_store = None;
+    // Evaluated as trained: with the chat template when the fine-tunes use it, unless the
+    // evaluate options say otherwise.
+    if eval_options.chat_template.is_none() {
+        let chat = match train_options.chat_template {
+            Some(chat) => chat,
+            None => crate::lm::tokenizer::TextTokenizer::load(base)?.has_chat_template(),
+        };
+        eval_options.chat_template = Some(chat);
+    }
     let bins: BTreeMap<&str, usize> = items
         .iter()
         .map(|t| (t.item.item_id.as_str(), t.bin))

@@ -30,18 +30,91 @@ pub enum Take {
     Last,
 }
 
-/// A regex answer filter.
+/// Python's `str.isspace()`: Unicode white space plus the four information separators
+/// \x1c-\x1f, which Python counts as space and Rust does not.
+pub fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `str.strip()`.
+pub fn python_strip(s: &str) -> &str {
+    s.trim_matches(is_python_space)
+}
+
+/// Python's `str.rstrip()`.
+pub fn python_rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_python_space)
+}
+
+/// Compiles a pattern written for Python's `re` (as lm-eval's task files are): `\s` and `\S`
+/// take Python's meaning (\x1c-\x1f are space); the rest of the syntax the two engines share.
+pub fn python_regex(pattern: &str) -> std::result::Result<Regex, regex::Error> {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('s') if in_class => out.push_str("\\s\\x1c-\\x1f"),
+                Some('s') => out.push_str("[\\s\\x1c-\\x1f]"),
+                Some('S') => out.push_str("[^\\s\\x1c-\\x1f]"),
+                // Python's end of string.
+                Some('Z') => out.push_str("\\z"),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` or `^]` right after the bracket is a literal, not the end.
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next().expect("peeked"));
+                }
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                    out.push_str("\\]");
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    Regex::new(&out)
+}
+
+/// An answer filter, as lm-eval's `take_first` ("none": the output as it is) or its
+/// `regex` filter: Python's `re.findall`, the first or last match (`group_select` 0 or -1);
+/// with one group the group's text, with several the first non-empty group or, when all are
+/// empty, "[invalid]"; no match is "[invalid]"; the answer is `strip()`ped.
 #[derive(Debug, Clone)]
 pub struct AnswerFilter {
-    pattern: Regex,
+    /// `None`: the raw output, unchanged (not even stripped).
+    pattern: Option<Regex>,
     take: Take,
 }
 
 impl AnswerFilter {
     pub fn new(pattern: &str, take: Take) -> Result<Self> {
-        let pattern = Regex::new(pattern)
+        let pattern = python_regex(pattern)
             .map_err(|e| LmError::Invalid(format!("answer filter {pattern:?}: {e}")))?;
-        Ok(Self { pattern, take })
+        Ok(Self {
+            pattern: Some(pattern),
+            take,
+        })
+    }
+
+    /// lm-eval's "none" filter: the output as generated (cut at the stop strings).
+    pub fn none() -> Self {
+        Self {
+            pattern: None,
+            take: Take::First,
+        }
     }
 
     /// The paper's GSM8K filters: strict (the sentence its format ends with) and flexible
@@ -60,30 +133,35 @@ impl AnswerFilter {
     }
 
     pub fn apply(&self, text: &str) -> String {
-        let matches: Vec<String> = self
-            .pattern
-            .captures_iter(text)
-            .map(|c| {
-                if c.len() == 1 {
-                    c[0].to_string()
-                } else {
-                    (1..c.len())
-                        .filter_map(|g| c.get(g).map(|m| m.as_str()))
-                        .find(|s| !s.is_empty())
-                        .unwrap_or("")
-                        .to_string()
-                }
-            })
-            .collect();
-        let chosen = match self.take {
-            Take::First => matches.first(),
-            Take::Last => matches.last(),
+        let Some(pattern) = &self.pattern else {
+            return text.to_string();
         };
-        chosen.map_or_else(|| INVALID.to_string(), |s| s.trim().to_string())
+        let groups = pattern.captures_len() - 1;
+        // What Python's findall yields per match: the match (no group), the group (one), or
+        // the groups (several; a group that took no part is "").
+        let found = |c: regex::Captures| -> Option<String> {
+            match groups {
+                0 => Some(c[0].to_string()),
+                1 => Some(c.get(1).map_or("", |m| m.as_str()).to_string()),
+                _ => (1..=groups)
+                    .filter_map(|g| c.get(g).map(|m| m.as_str()))
+                    .find(|s| !s.is_empty())
+                    .map(str::to_string),
+            }
+        };
+        let chosen = match self.take {
+            Take::First => pattern.captures_iter(text).next(),
+            Take::Last => pattern.captures_iter(text).last(),
+        };
+        match chosen.map(found) {
+            Some(Some(answer)) => python_strip(&answer).to_string(),
+            _ => INVALID.to_string(),
+        }
     }
 }
 
-/// lm-eval's `exact_match` options.
+/// lm-eval's `exact_match` options (Hugging Face evaluate's metric: each regex removed from
+/// both sides with `re.sub`, then `lower()`, then ASCII punctuation removed).
 #[derive(Debug, Clone, Default)]
 pub struct ExactMatch {
     pub regexes_to_ignore: Vec<Regex>,
@@ -98,7 +176,7 @@ impl ExactMatch {
         Self {
             regexes_to_ignore: [r",", r"\$", r"(?s).*#### ", r"\.$"]
                 .iter()
-                .map(|p| Regex::new(p).expect("valid pattern"))
+                .map(|p| python_regex(p).expect("valid pattern"))
                 .collect(),
             ignore_case: true,
             ignore_punctuation: false,
@@ -202,6 +280,40 @@ mod tests {
         let choices = vec!["Paris".to_string(), "the city of Lyon".to_string()];
         assert_eq!(choose(&[-2.0, -5.0], &choices), (0, 1));
         assert_eq!(choose(&[-1.0, -1.0], &choices), (0, 1));
+    }
+
+    /// lm-eval's filters by their definitions (lm_eval/filters/extraction.py RegexFilter,
+    /// selection.py TakeFirstFilter), cases computed by hand.
+    #[test]
+    fn filters_follow_lm_eval() {
+        // "none" keeps the output as it is, whitespace included.
+        assert_eq!(AnswerFilter::none().apply("  42 \n"), "  42 \n");
+        // No group: the whole match; one group: its text, even when empty.
+        let whole = AnswerFilter::new(r"\d+", Take::First).unwrap();
+        assert_eq!(whole.apply("a 12 b 34"), "12");
+        let one = AnswerFilter::new(r"x(\d*)", Take::Last).unwrap();
+        assert_eq!(one.apply("x1 x"), "");
+        // Several groups: the first non-empty; all empty is "[invalid]".
+        let two = AnswerFilter::new(r"(a*)(b*)c", Take::First).unwrap();
+        assert_eq!(two.apply("bbc"), "bb");
+        assert_eq!(two.apply("c"), INVALID);
+        // The answer is strip()ped as Python strips: \x1c-\x1f count as space.
+        let any = AnswerFilter::new(r"=(.*)", Take::First).unwrap();
+        assert_eq!(any.apply("= 7\u{1f}\u{a0}"), "7");
+        // \s in a pattern is Python's \s.
+        let spaced = AnswerFilter::new(r"is\s(\d)", Take::First).unwrap();
+        assert_eq!(spaced.apply("is\u{1c}5"), "5");
+        let not_space = AnswerFilter::new(r"(\S+)$", Take::First).unwrap();
+        assert_eq!(not_space.apply("a b\u{1d}c"), "c");
+        let class = AnswerFilter::new(r"([^\s,]+)", Take::Last).unwrap();
+        assert_eq!(class.apply("1, 2\u{1e}3"), "3");
+        assert_eq!(
+            AnswerFilter::new(r"(\d)\Z", Take::First)
+                .unwrap()
+                .apply("12"),
+            "2"
+        );
+        assert_eq!(python_rstrip("ab \u{1c}\t"), "ab");
     }
 
     #[test]

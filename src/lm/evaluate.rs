@@ -4,17 +4,19 @@
 //! string, the end token or the token limit, filters the answer out with a regex and compares
 //! it with `exact_match`.
 
-use super::answers::{choose, truncate_at_stop, AnswerFilter, ExactMatch};
+use super::answers::{choose, python_rstrip, truncate_at_stop, AnswerFilter, ExactMatch};
 use super::score::{continuation_logliks, greedy_batch};
 use super::tokenizer::TextTokenizer;
 use super::{Decoder, LmError, Result};
 
-/// A multiple-choice item: choices are continuations of the context, with the delimiter lm-eval
-/// puts between them (usually a leading space) already in each choice.
+/// A multiple-choice item: each choice continues the context after `delimiter` (lm-eval's
+/// `target_delimiter`, usually a space): the continuation scored is `delimiter + choice`,
+/// while `acc_norm` divides by the length of the choice alone, as lm-eval does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChoiceItem {
     pub id: String,
     pub context: String,
+    pub delimiter: String,
     pub choices: Vec<String>,
     pub gold: usize,
 }
@@ -78,8 +80,8 @@ pub struct GenerationResult {
 pub struct Evaluator<'a> {
     pub model: &'a Decoder,
     pub tokenizer: &'a TextTokenizer,
-    /// Whether plain (non-chat) text gets the tokenizer's special tokens (e.g. Llama's BOS),
-    /// as lm-eval's default does. Text rendered through a chat template carries its own.
+    /// Whether text gets the tokenizer's special tokens (e.g. Llama's BOS) where lm-eval's
+    /// default gives them: text that does not already start with the BOS (or prefix) token.
     pub add_special_tokens: bool,
     /// Token budget of one scoring batch (rows x longest row).
     pub batch_tokens: usize,
@@ -109,32 +111,48 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// lm-eval's request encoding: trailing whitespace of the context moves to the continuation;
-    /// the continuation is what encoding the whole adds after the context's own tokens; an
-    /// empty context becomes the end-of-text token; too long inputs lose tokens on the left.
+    /// lm-eval's `tok_encode`: the tokenizer's special tokens (a Llama BOS), unless the text
+    /// already starts with the prefix token's text (a rendered chat template holds its own).
+    fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        let prefix = self
+            .tokenizer
+            .decode(&[self.tokenizer.prefix_token_id()], false)?;
+        let special = self.add_special_tokens && !(!prefix.is_empty() && text.starts_with(&prefix));
+        self.tokenizer.encode(text, special)
+    }
+
+    /// lm-eval's request encoding (`loglikelihood` and `_encode_pair`): an empty context is the
+    /// prefix token (BOS, else EOS) before the continuation encoded alone, unless the
+    /// continuation itself starts with that token, which then serves as the context. Otherwise
+    /// trailing white space of the context (Python's `rstrip`) moves to the continuation, and
+    /// the continuation is what encoding the whole adds after the context's own tokens. Too
+    /// long inputs lose tokens on the left.
     fn encode_request(&self, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
-        let trimmed = context.trim_end();
-        let moved = &context[trimmed.len()..];
-        let continuation = format!("{moved}{continuation}");
-        let (mut ctx, cont) = if trimmed.is_empty() {
-            let start = self
-                .tokenizer
-                .end_ids()
-                .first()
-                .copied()
-                .unwrap_or(self.tokenizer.pad_id());
-            (vec![start], self.tokenizer.encode(&continuation, false)?)
+        let (mut ctx, cont) = if context.is_empty() {
+            let cont = self.tokenizer.encode(continuation, false)?;
+            let prefix = self.tokenizer.prefix_token_id();
+            match cont.split_first() {
+                Some((&first, rest)) if first == prefix => (vec![first], rest.to_vec()),
+                _ => (vec![prefix], cont),
+            }
         } else {
-            let whole = self
-                .tokenizer
-                .encode(&format!("{trimmed}{continuation}"), self.add_special_tokens)?;
-            let ctx = self.tokenizer.encode(trimmed, self.add_special_tokens)?;
+            let trimmed = python_rstrip(context);
+            let continuation = format!("{}{continuation}", &context[trimmed.len()..]);
+            let whole = self.encode_text(&format!("{trimmed}{continuation}"))?;
+            let ctx = self.encode_text(trimmed)?;
             let split = ctx.len().min(whole.len());
-            (whole[..split].to_vec(), whole[split..].to_vec())
+            let (ctx, cont) = (whole[..split].to_vec(), whole[split..].to_vec());
+            // A white-space-only context of a tokenizer without BOS encodes to nothing, which
+            // lm-eval cannot score (an assertion fails there); condition on the prefix token.
+            if ctx.is_empty() {
+                (vec![self.tokenizer.prefix_token_id()], cont)
+            } else {
+                (ctx, cont)
+            }
         };
         if cont.is_empty() {
             return Err(LmError::Invalid(format!(
-                "the continuation {continuation:?} encodes to no tokens after its context"
+                "the continuation {continuation:?} encodes to no tokens after its context {context:?}"
             )));
         }
         let limit = self.model.config.max_position_embeddings + 1;
@@ -160,7 +178,8 @@ impl<'a> Evaluator<'a> {
                 )));
             }
             for choice in &item.choices {
-                requests.push(self.encode_request(&item.context, choice)?);
+                let continuation = format!("{}{choice}", item.delimiter);
+                requests.push(self.encode_request(&item.context, &continuation)?);
                 owner.push(i);
             }
         }
@@ -213,9 +232,15 @@ impl<'a> Evaluator<'a> {
         items: &[GenerationItem],
         options: &GenerationOptions,
     ) -> Result<Vec<GenerationResult>> {
+        // lm-eval's `tok_batch_encode`: special tokens unless the prompt starts with BOS.
+        let bos = self.tokenizer.bos_token().filter(|b| !b.is_empty());
         let prompts: Vec<Vec<u32>> = items
             .iter()
-            .map(|item| self.tokenizer.encode(&item.prompt, self.add_special_tokens))
+            .map(|item| {
+                let special =
+                    self.add_special_tokens && !bos.is_some_and(|b| item.prompt.starts_with(b));
+                self.tokenizer.encode(&item.prompt, special)
+            })
             .collect::<Result<_>>()?;
         if let Some(k) = prompts.iter().position(Vec::is_empty) {
             return Err(LmError::Invalid(format!(
@@ -283,5 +308,96 @@ impl<'a> Evaluator<'a> {
             .progress_chars("=> "),
         );
         bar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lm::tiny::{create_tiny_model, TinySpec};
+    use candle_core::{DType, Device};
+
+    fn tiny(dir: &std::path::Path) -> (Decoder, TextTokenizer) {
+        let texts: Vec<String> = (0..40)
+            .map(|k| format!("Question {k}? Answer: a{k} bb"))
+            .collect();
+        let spec = TinySpec {
+            vocab_size: 300,
+            hidden_size: 32,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            intermediate_size: 64,
+            max_position_embeddings: 64,
+            seed: 11,
+        };
+        create_tiny_model(dir, &texts, &spec).unwrap();
+        let (model, _) = crate::lm::files::load(dir, DType::F32, &Device::Cpu).unwrap();
+        (model, TextTokenizer::load(dir).unwrap())
+    }
+
+    /// lm-eval's `loglikelihood` and `_encode_pair` (lm_eval/api/model.py), by hand.
+    #[test]
+    fn requests_are_encoded_as_lm_eval_encodes_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (model, tokenizer) = tiny(tmp.path());
+        let evaluator = Evaluator::new(&model, &tokenizer);
+        // The prefix token: no BOS in this tokenizer, so its EOS `<|im_end|>` (id 2), not the
+        // first end id (0, `<|endoftext|>`).
+        assert_eq!(tokenizer.prefix_token_id(), 2);
+        let enc = |t: &str| tokenizer.encode(t, false).unwrap();
+        // An empty context: the prefix token, then the continuation encoded alone.
+        assert_eq!(
+            evaluator.encode_request("", " a1").unwrap(),
+            (vec![2], enc(" a1"))
+        );
+        // ... unless the continuation starts with the prefix token, which becomes the context.
+        let (ctx, cont) = evaluator.encode_request("", "<|im_end|> a1").unwrap();
+        assert_eq!((ctx, cont), (vec![2], enc(" a1")));
+        // Trailing white space (Python's: \x1c counts) moves to the continuation.
+        let (ctx, cont) = evaluator.encode_request("Answer:\u{1c} ", "a1").unwrap();
+        assert_eq!(ctx, enc("Answer:"));
+        let whole = enc("Answer:\u{1c} a1");
+        assert_eq!([ctx.clone(), cont].concat(), whole);
+        // A white-space-only context encodes to nothing here: the prefix token stands in.
+        let (ctx, cont) = evaluator.encode_request("  ", "a1").unwrap();
+        assert_eq!((ctx, cont), (vec![2], enc("  a1")));
+    }
+
+    /// lm-eval's acc_norm (lm_eval/api/task.py process_results): the log-likelihood of
+    /// `delimiter + choice` divided by the length of the choice alone.
+    #[test]
+    fn acc_norm_divides_by_the_choice_without_its_delimiter() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (model, tokenizer) = tiny(tmp.path());
+        let evaluator = Evaluator::new(&model, &tokenizer);
+        let choices: Vec<String> = ["a", "bb", "a1 bb", "Ünïcødé", "b"]
+            .map(String::from)
+            .to_vec();
+        let item = ChoiceItem {
+            id: "q".into(),
+            context: "Question 3? Answer:".into(),
+            delimiter: " ".into(),
+            choices: choices.clone(),
+            gold: 1,
+        };
+        let got = evaluator
+            .multiple_choice(std::slice::from_ref(&item))
+            .unwrap();
+        // The delimiter is scored with each choice.
+        let spaced = ChoiceItem {
+            delimiter: String::new(),
+            choices: choices.iter().map(|c| format!(" {c}")).collect(),
+            ..item.clone()
+        };
+        let same = evaluator.multiple_choice(&[spaced]).unwrap();
+        assert_eq!(got[0].log_likelihoods, same[0].log_likelihoods);
+        let ll = &got[0].log_likelihoods;
+        let by_char: Vec<f64> = (0..choices.len())
+            .map(|k| ll[k] / choices[k].chars().count() as f64)
+            .collect();
+        let best = (0..by_char.len()).fold(0, |b, k| if by_char[k] > by_char[b] { k } else { b });
+        assert_eq!(got[0].prediction_norm, best);
+        assert_eq!(got[0].acc_norm, best == 1);
     }
 }

@@ -194,6 +194,17 @@ impl TextTokenizer {
         self.pad_id
     }
 
+    /// The token lm-eval conditions an empty context on (its `prefix_token_id`): the BOS
+    /// token, else the EOS token (both as tokenizer_config.json names them), else the first
+    /// end id.
+    pub fn prefix_token_id(&self) -> u32 {
+        let id = |t: &Option<String>| t.as_deref().and_then(|t| self.inner.token_to_id(t));
+        id(&self.bos_token)
+            .or_else(|| id(&self.eos_token))
+            .or_else(|| self.end_ids.first().copied())
+            .unwrap_or(self.pad_id)
+    }
+
     pub fn bos_token(&self) -> Option<&str> {
         self.bos_token.as_deref()
     }
