@@ -359,8 +359,15 @@ fn run_ingest(args: IngestArgs) -> Result<(), String> {
     ];
     for (key, value) in flags {
         if let Some(v) = value {
-            opts.set(key, &serde_json::Value::String(v.clone()), format)
-                .map_err(|e| format!("--{}: {e}", key.replace('_', "-")))?;
+            let flag = format!("--{}", key.replace('_', "-"));
+            // `--metric '{"gsm8k": "exact_match"}'`: a value per task.
+            let value = if v.trim_start().starts_with('{') {
+                serde_json::from_str(v).map_err(|e| format!("{flag}: malformed JSON: {e}"))?
+            } else {
+                serde_json::Value::String(v.clone())
+            };
+            opts.set(key, &value, format)
+                .map_err(|e| format!("{flag}: {e}"))?;
         }
     }
     // Check the output path before reading anything.

@@ -129,15 +129,151 @@ pub fn read(
     Ok(())
 }
 
+/// A task file's responses grouped by answer filter, before one filter is chosen: lm-eval
+/// logs one record per (document, filter), `none` for multiple choice, one per filter of the
+/// task's filter list for generation.
+#[derive(Default)]
+struct TaskRows {
+    /// (filter, rows as (position, item_id, correct)), in order of first appearance.
+    groups: Vec<(Option<String>, Vec<(u64, String, bool)>)>,
+    /// Records whose metric came from the defaults, not the `metric` option: (metric, count).
+    fallbacks: BTreeMap<String, usize>,
+}
+
+impl TaskRows {
+    fn push(&mut self, filter: Option<&str>, position: u64, item: String, correct: bool) {
+        let k = match self.groups.iter().position(|(f, _)| f.as_deref() == filter) {
+            Some(k) => k,
+            None => {
+                self.groups.push((filter.map(String::from), Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[k].1.push((position, item, correct));
+    }
+
+    /// Keeps the chosen filter's rows (and rows that name no filter), saying on stderr what
+    /// was skipped and why.
+    fn finish(
+        self,
+        file: &SampleFile,
+        benchmark: &str,
+        opts: &IngestOptions,
+        source: u32,
+        out: &mut ResponsesBuilder,
+    ) -> Result<()> {
+        let name = file.path.display().to_string();
+        let task = &file.task;
+        let filters: Vec<&str> = self
+            .groups
+            .iter()
+            .filter_map(|(f, _)| f.as_deref())
+            .collect();
+        let listed = || format!("`{}`", filters.join("`, `"));
+        let chosen: Option<String> = if let Some(wanted) = opts.filter_by_task.get(task) {
+            if !filters.contains(&wanted.as_str()) {
+                return Err(DataError::invalid(
+                    &name,
+                    format!(
+                        "task `{task}` has no records of filter `{wanted}` (filters: {})",
+                        listed()
+                    ),
+                ));
+            }
+            Some(wanted.clone())
+        } else if let Some(wanted) = &opts.filter {
+            if filters.contains(&wanted.as_str()) {
+                Some(wanted.clone())
+            } else if filters.len() == 1 {
+                eprintln!(
+                    "ingest: {name}: task `{task}` logs only filter `{}`; kept it (not `{wanted}`)",
+                    filters[0]
+                );
+                Some(filters[0].to_string())
+            } else if filters.is_empty() {
+                None
+            } else {
+                return Err(DataError::invalid(
+                    &name,
+                    format!(
+                        "task `{task}` has no records of filter `{wanted}` (filters: {}); choose \
+                         per task with {{\"filter\": {{\"{task}\": \"...\"}}}}",
+                        listed()
+                    ),
+                ));
+            }
+        } else {
+            filters.first().map(|f| f.to_string())
+        };
+        let mut kept = Vec::new();
+        let mut skipped: Vec<(String, usize)> = Vec::new();
+        for (filter, rows) in self.groups {
+            if filter.is_none() || filter == chosen {
+                kept.extend(rows);
+            } else {
+                skipped.push((filter.unwrap_or_default(), rows.len()));
+            }
+        }
+        if !skipped.is_empty() {
+            let n: usize = skipped.iter().map(|s| s.1).sum();
+            let which: Vec<String> = skipped
+                .iter()
+                .map(|(f, c)| format!("`{f}` ({c})"))
+                .collect();
+            eprintln!(
+                "ingest: {name}: task `{task}`: kept the records of filter `{}`; skipped {n} \
+                 records of filter {} (the option filter chooses)",
+                chosen.as_deref().unwrap_or(""),
+                which.join(", ")
+            );
+        }
+        for (metric, n) in &self.fallbacks {
+            eprintln!(
+                "ingest: {name}: task `{task}` has none of the metrics asked for ({}); used \
+                 `{metric}` for {n} records",
+                opts.metric.as_deref().unwrap_or("")
+            );
+        }
+        kept.sort_by_key(|r| r.0);
+        for (position, item, correct) in kept {
+            out.push(source, position, &file.model_id, benchmark, &item, correct)?;
+        }
+        Ok(())
+    }
+}
+
+/// The metric to read among `present` names: the first of the task's list; with `strict`
+/// (the task's own list) nothing else. Also says whether it came from the defaults although
+/// the option named others.
+fn pick_metric<'a>(
+    task: &str,
+    present: impl Fn(&str) -> bool,
+    opts: &'a IngestOptions,
+) -> std::result::Result<(&'a str, bool), String> {
+    let (list, strict) = opts.metrics_for(task);
+    let asked = opts
+        .metric
+        .as_deref()
+        .map_or(0, |m| m.split(',').filter(|x| !x.trim().is_empty()).count());
+    match list.iter().position(|m| present(m)) {
+        Some(k) => Ok((list[k], !strict && opts.metric.is_some() && k >= asked)),
+        None => Err(format!(
+            "no metric `{}` for task `{task}`; choose one with the option metric (per task: \
+             {{\"metric\": {{\"{task}\": \"...\"}}}})",
+            list.join("` or `")
+        )),
+    }
+}
+
 fn read_jsonl_file(
     file: &SampleFile,
     benchmark: &str,
     opts: &IngestOptions,
     out: &mut ResponsesBuilder,
 ) -> Result<()> {
-    let metrics = opts.metrics();
     let name = file.path.display().to_string();
     let source = out.begin_source(name.clone(), "line");
+    let mut rows = TaskRows::default();
     super::files::for_each_line(&file.path, |line_no, line| {
         if line.trim().is_empty() {
             return Ok(());
@@ -154,14 +290,16 @@ fn read_jsonl_file(
                 "expected a JSON object per line",
             ));
         };
-        if let Some(wanted) = &opts.filter {
-            match fields.get("filter") {
-                Some(serde_json::Value::String(f)) if f == wanted => {}
-                Some(_) => return Ok(()),
-                // Tasks with one filter log no `filter` field: keep their records.
-                None => {}
+        let filter = match fields.get("filter") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(f)) => Some(f.as_str()),
+            Some(other) => {
+                return Err(DataError::invalid(
+                    place(),
+                    format!("`filter` must be a string, found {other}"),
+                ))
             }
-        }
+        };
         let item_id = match fields.get("doc_id") {
             Some(serde_json::Value::Number(n)) => n.to_string(),
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -179,15 +317,18 @@ fn read_jsonl_file(
                 })
             }
         };
-        let Some((metric, value)) = metrics.iter().find_map(|m| fields.get(*m).map(|v| (*m, v)))
-        else {
-            let present: Vec<&str> = fields.keys().map(String::as_str).collect();
-            return Err(DataError::invalid(
-                place(),
-                format!("missing metric field `{}` (fields present: {}); choose one with the option metric", metrics.join("` or `"), present.join(", ")),
-            ));
-        };
-        let correct = match parse_correct_json(value) {
+        let (metric, fallback) = pick_metric(&file.task, |m| fields.contains_key(m), opts)
+            .map_err(|message| {
+                let present: Vec<&str> = fields.keys().map(String::as_str).collect();
+                DataError::invalid(
+                    place(),
+                    format!("{message} (fields present: {})", present.join(", ")),
+                )
+            })?;
+        if fallback {
+            *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
+        }
+        let correct = match parse_correct_json(&fields[metric]) {
             Ok(Some(b)) => b,
             Ok(None) => return Err(DataError::NullCorrect { place: place() }),
             Err(v) => {
@@ -197,16 +338,10 @@ fn read_jsonl_file(
                 })
             }
         };
-        out.push(
-            source,
-            line_no,
-            &file.model_id,
-            benchmark,
-            &item_id,
-            correct,
-        )?;
+        rows.push(filter, line_no, item_id, correct);
         Ok(())
-    })
+    })?;
+    rows.finish(file, benchmark, opts, source, out)
 }
 
 fn read_parquet_file(
@@ -217,35 +352,30 @@ fn read_parquet_file(
 ) -> Result<()> {
     let name = file.path.display().to_string();
     let present = super::files::parquet_columns(&file.path)?;
-    let metrics = opts.metrics();
-    let metric = metrics
-        .iter()
-        .copied()
-        .find(|m| present.iter().any(|p| p == m))
-        .ok_or_else(|| {
+    let (metric, fallback) = pick_metric(&file.task, |m| present.iter().any(|p| p == m), opts)
+        .map_err(|message| {
             DataError::invalid(
                 &name,
-                format!(
-                    "missing metric column `{}` (columns present: {})",
-                    metrics.join("` or `"),
-                    present.join(", ")
-                ),
+                format!("{message} (columns present: {})", present.join(", ")),
             )
         })?;
     let source = out.begin_source(name.clone(), "row");
+    let mut rows = TaskRows::default();
     let mut row = 0u64;
     let mut columns = vec!["doc_id", metric];
-    if opts.filter.is_some() {
+    let has_filter = present.iter().any(|p| p == "filter");
+    if has_filter {
         columns.push("filter");
     }
     for batch in open_parquet(&file.path, &columns)? {
         let batch = batch?;
-        let filters = match opts.filter {
-            Some(_) => Some(
+        let filters = if has_filter {
+            Some(
                 super::columns::ids(batch.column(2), "filter")
                     .map_err(|m| DataError::invalid(&name, m))?,
-            ),
-            None => None,
+            )
+        } else {
+            None
         };
         let ids = cast(batch.column(0), &DataType::Utf8)
             .map_err(|e| DataError::invalid(&name, format!("column `doc_id`: {e}")))?;
@@ -263,11 +393,6 @@ fn read_parquet_file(
         };
         for i in 0..batch.num_rows() {
             row += 1;
-            if let (Some(f), Some(wanted)) = (&filters, &opts.filter) {
-                if f.is_null(i) || f.value(i) != wanted {
-                    continue;
-                }
-            }
             if ids.is_null(i) {
                 return Err(DataError::NullKey {
                     place: out.place(source, row),
@@ -289,17 +414,16 @@ fn read_parquet_file(
                     })?
                 }
             };
-            out.push(
-                source,
-                row,
-                &file.model_id,
-                benchmark,
-                ids.value(i),
-                correct,
-            )?;
+            let filter = filters
+                .as_ref()
+                .and_then(|f| (!f.is_null(i)).then(|| f.value(i)));
+            if fallback {
+                *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
+            }
+            rows.push(filter, row, ids.value(i).to_string(), correct);
         }
     }
-    Ok(())
+    rows.finish(file, benchmark, opts, source, out)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use super::error::{DataError, Result};
 use super::responses::DuplicatePolicy;
+use std::collections::BTreeMap;
 
 /// The formats `read_responses` and `crossdiff ingest` understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,15 +97,23 @@ impl Format {
     }
 }
 
+/// lm-eval's metric of a multiple-choice task, then of a generation task.
+pub const DEFAULT_METRICS: [&str; 2] = ["acc", "exact_match"];
+
 /// Options of one ingest; `None` means "use the format's default".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestOptions {
-    /// lm-eval metric whose value means "correct" (default `acc`); a comma-separated list
-    /// takes the first metric each record has.
+    /// lm-eval metric whose value means "correct", for every task: a comma-separated list
+    /// takes the first metric a record has, then the defaults (`acc`, then `exact_match`).
     pub metric: Option<String>,
-    /// lm-eval filter to keep (`strict-match`, `flexible-extract`): tasks with several answer
-    /// filters log one record per filter and document.
+    /// The metric of named tasks (`{"metric": {"gsm8k": "exact_match"}}`), strictly.
+    pub metric_by_task: BTreeMap<String, String>,
+    /// lm-eval filter to keep (`strict-match`, `flexible-extract`) among a task's several:
+    /// generation tasks log one record per filter and document. A task with one filter (a
+    /// multiple-choice task's `none`) keeps it. Default: the task's first filter.
     pub filter: Option<String>,
+    /// The filter of named tasks, strictly.
+    pub filter_by_task: BTreeMap<String, String>,
     /// Model id for every row (lm-eval files of one model).
     pub model_id: Option<String>,
     /// Benchmark name for every row (otherwise taken from the file name or a column).
@@ -151,6 +160,28 @@ impl IngestOptions {
                 known: known.join(", "),
             });
         }
+        // metric and filter may name a value per task.
+        if let (serde_json::Value::Object(per_task), "metric" | "filter") = (value, key) {
+            let mut map = BTreeMap::new();
+            for (task, v) in per_task {
+                match v {
+                    serde_json::Value::String(s) if !s.trim().is_empty() => {
+                        map.insert(task.clone(), s.trim().to_string());
+                    }
+                    other => {
+                        return Err(DataError::BadOption {
+                            key: format!("{key}.{task}"),
+                            message: format!("expected a non-empty string, got {other}"),
+                        })
+                    }
+                }
+            }
+            match key {
+                "metric" => self.metric_by_task = map,
+                _ => self.filter_by_task = map,
+            }
+            return Ok(());
+        }
         let text = match value {
             serde_json::Value::String(s) if !s.trim().is_empty() => s.clone(),
             other => {
@@ -194,6 +225,28 @@ impl IngestOptions {
             .map(str::trim)
             .filter(|m| !m.is_empty())
             .collect()
+    }
+
+    /// The metrics to look for in `task`'s records, in order, and whether the list is the
+    /// task's own (strict: no fallback). Otherwise the `metric` option's list comes first and
+    /// lm-eval's usual metrics follow: `acc` (multiple choice), `exact_match` (generation).
+    pub fn metrics_for(&self, task: &str) -> (Vec<&str>, bool) {
+        fn split(s: &str) -> Vec<&str> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .collect()
+        }
+        if let Some(own) = self.metric_by_task.get(task) {
+            return (split(own), true);
+        }
+        let mut list = self.metric.as_deref().map(split).unwrap_or_default();
+        for default in DEFAULT_METRICS {
+            if !list.contains(&default) {
+                list.push(default);
+            }
+        }
+        (list, false)
     }
 }
 

@@ -97,26 +97,44 @@ fn lm_eval_single_file_with_options() {
 }
 
 #[test]
-fn lm_eval_filters_duplicate_unless_chosen() {
+fn lm_eval_filters_keep_one_record_per_document() {
     let dir = fixture("lm_eval/Qwen__Qwen2.5-0.5B-Instruct");
-    let e = read(&dir, Format::LmEval, r#"{"metric": "acc,exact_match"}"#).unwrap_err();
+    let qwen = "Qwen/Qwen2.5-0.5B-Instruct";
+    // By default the task's first filter (strict-match), one record per document.
+    let batch = read(&dir, Format::LmEval, r#"{"metric": "acc,exact_match"}"#).unwrap();
+    let got = rows(&batch);
+    assert!(got.contains(&row(qwen, "gsm8k", "1", false)), "{got:?}");
+    assert_eq!(got.iter().filter(|r| r.1 == "gsm8k").count(), 2);
+    let flexible = rows(
+        &read(
+            &dir,
+            Format::LmEval,
+            r#"{"filter": {"gsm8k": "flexible-extract"}}"#,
+        )
+        .unwrap(),
+    );
+    assert!(flexible.contains(&row(qwen, "gsm8k", "1", true)));
+    // A filter's records that repeat a document are still duplicates.
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("org__m");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(
+        model.join("samples_t_2024-01-01T00-00-00.jsonl"),
+        "{\"doc_id\": 0, \"acc\": 1}\n{\"doc_id\": 0, \"acc\": 0}\n",
+    )
+    .unwrap();
+    let e = read(tmp.path(), Format::LmEval, "").unwrap_err();
     assert!(
         e.contains("duplicate response") && e.contains("item `0`"),
         "{e}"
     );
     assert!(
-        e.contains("samples_gsm8k_2024-11-01T10-00-00.000000.jsonl, line 1"),
+        e.contains("line 1") && e.contains("line 2") && e.contains("on_duplicate"),
         "{e}"
     );
-    assert!(e.contains("line 2") && e.contains("on_duplicate"), "{e}");
     // An explicit policy combines them instead.
-    let batch = read(
-        &dir,
-        Format::LmEval,
-        r#"{"metric": "acc,exact_match", "on_duplicate": "any"}"#,
-    )
-    .unwrap();
-    assert!(rows(&batch).contains(&row("Qwen/Qwen2.5-0.5B-Instruct", "gsm8k", "1", true)));
+    let batch = read(tmp.path(), Format::LmEval, r#"{"on_duplicate": "any"}"#).unwrap();
+    assert!(rows(&batch).contains(&row("org/m", "t", "0", true)));
 }
 
 #[test]
@@ -154,10 +172,12 @@ fn lm_eval_bad_lines_are_named() {
         "samples_c_2024-01-01T00-00-00.jsonl",
         "{\"doc_id\": 0, \"exact_match\": 1}\n",
     );
-    let e = read(&p, Format::LmEval, "").unwrap_err();
+    // exact_match is a default metric (generation tasks); a task's own metric is strict.
+    assert_eq!(read(&p, Format::LmEval, "").unwrap().num_rows(), 1);
+    let e = read(&p, Format::LmEval, r#"{"metric": {"c": "acc"}}"#).unwrap_err();
     assert!(
         e.contains("line 1")
-            && e.contains("missing metric field `acc`")
+            && e.contains("no metric `acc` for task `c`")
             && e.contains("exact_match"),
         "{e}"
     );
@@ -209,9 +229,14 @@ fn lm_eval_parquet_records() {
     )
     .unwrap_err();
     assert!(e.contains("row 3") && e.contains("NULL"), "{e}");
-    let e = read(dir.path(), Format::LmEvalParquet, r#"{"metric": "em"}"#).unwrap_err();
+    let e = read(
+        dir.path(),
+        Format::LmEvalParquet,
+        r#"{"metric": {"hellaswag": "em"}}"#,
+    )
+    .unwrap_err();
     assert!(
-        e.contains("missing metric column `em`") && e.contains("acc_norm"),
+        e.contains("no metric `em` for task `hellaswag`") && e.contains("acc_norm"),
         "{e}"
     );
 }
@@ -566,4 +591,88 @@ async fn read_responses_bad_arguments() {
     sql(&ctx, &format!("EXPLAIN {q}")).await;
     let e = sql_err(&ctx, &q).await;
     assert!(e.contains("line 3") && e.contains("malformed JSON"), "{e}");
+}
+
+/// lm-eval 0.4.x's own output folder: `"filter": "none"` on every multiple-choice record and
+/// one record per filter on generation tasks. One command ingests the mix: acc for multiple
+/// choice, exact_match on the first filter for generation, each overridable per task.
+#[test]
+fn lm_eval_output_folders_mixing_task_kinds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("org__tiny");
+    std::fs::create_dir_all(&model).unwrap();
+    let mut mc = String::new();
+    for doc in 0..3 {
+        mc.push_str(&format!(
+            "{{\"doc_id\": {doc}, \"filter\": \"none\", \"metrics\": [\"acc\", \"acc_norm\"], \"acc\": {}, \"acc_norm\": {}}}\n",
+            (doc == 1) as u8,
+            (doc != 1) as u8
+        ));
+    }
+    std::fs::write(
+        model.join("samples_mc_2025-01-01T00-00-00.000000.jsonl"),
+        mc,
+    )
+    .unwrap();
+    let mut gen = String::new();
+    for doc in 0..2 {
+        for (filter, value) in [("strict-match", doc == 0), ("flexible-extract", true)] {
+            gen.push_str(&format!(
+                "{{\"doc_id\": {doc}, \"filter\": \"{filter}\", \"metrics\": [\"exact_match\"], \"exact_match\": {}}}\n",
+                value as u8 as f64
+            ));
+        }
+    }
+    std::fs::write(
+        model.join("samples_gen_2025-01-01T00-00-00.000000.jsonl"),
+        gen,
+    )
+    .unwrap();
+    let folder = tmp.path();
+    let rows_of = |options: &str| rows(&read(folder, Format::LmEval, options).unwrap());
+    let m = "org/tiny";
+    let defaults: BTreeSet<Row> = [
+        row(m, "mc", "0", false),
+        row(m, "mc", "1", true),
+        row(m, "mc", "2", false),
+        row(m, "gen", "0", true),
+        row(m, "gen", "1", false),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        rows_of(""),
+        defaults,
+        "acc; exact_match of the first filter"
+    );
+    // A filter asked for keeps the multiple-choice task (its only filter is `none`).
+    assert_eq!(rows_of(r#"{"filter": "strict-match"}"#), defaults);
+    // A metric for all tasks: generation falls back to exact_match (with a note).
+    assert_eq!(rows_of(r#"{"metric": "acc"}"#), defaults);
+    // Per task.
+    let flexible =
+        rows_of(r#"{"filter": {"gen": "flexible-extract"}, "metric": {"mc": "acc_norm"}}"#);
+    let expected: BTreeSet<Row> = [
+        row(m, "mc", "0", true),
+        row(m, "mc", "1", false),
+        row(m, "mc", "2", true),
+        row(m, "gen", "0", true),
+        row(m, "gen", "1", true),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(flexible, expected);
+    let err = read(folder, Format::LmEval, r#"{"filter": {"gen": "maj@8"}}"#).unwrap_err();
+    assert!(
+        err.contains("no records of filter `maj@8`") && err.contains("strict-match"),
+        "{err}"
+    );
+    let err = read(folder, Format::LmEval, r#"{"metric": {"gen": "acc"}}"#).unwrap_err();
+    assert!(err.contains("no metric `acc` for task `gen`"), "{err}");
+    // A filter that only some generation tasks have is an error naming the choices.
+    let err = read(folder, Format::LmEval, r#"{"filter": "maj@8"}"#).unwrap_err();
+    assert!(
+        err.contains("task `gen`") && err.contains("flexible-extract"),
+        "{err}"
+    );
 }
