@@ -21,7 +21,9 @@ samples_<task>_<timestamp>.jsonl; model id from the folder name, org__model -> o
 the task in the file name; the latest timestamp wins), 'lm_eval_parquet' (the same records as Parquet), \
 'parquet' or 'csv' (long tables), 'wide_csv' or 'wide_parquet' (one row per model, one column per item; \
 empty cells are missing responses), 'pyirt' (py-irt jsonlines). options is a JSON object: metric (lm_eval; \
-default 'acc'), filter (lm_eval: keep one answer filter, e.g. 'strict-match'), model_id, benchmark, model_column, benchmark_column, item_column, correct_column, \
+a name or comma list tried before the defaults 'acc' (multiple choice) and 'exact_match' (generation), or \
+an object of one strict metric per task), filter (lm_eval: the answer filter kept of a task that logs several, \
+e.g. 'strict-match'; default the task's first; or an object per task), model_id, benchmark, model_column, benchmark_column, item_column, correct_column, \
 on_duplicate ('error' (default), 'first', 'last', 'any', 'all'). Unknown keys are errors.",
     example: "SELECT benchmark, count(*) FROM read_responses('results/', 'lm_eval', '{\"metric\": \"acc_norm\"}') GROUP BY benchmark;",
 };
