@@ -140,6 +140,14 @@ impl EvalOptions {
         })
     }
 
+    /// The target delimiter: as given, else lm-eval's: " ", or "" when the prompt went
+    /// through the chat template (lm-eval's construct_requests with apply_chat_template).
+    pub fn delimiter(&self, chat: bool) -> String {
+        self.target_delimiter
+            .clone()
+            .unwrap_or_else(|| if chat { String::new() } else { " ".into() })
+    }
+
     /// The options that decide the result (the store's location does not).
     fn identity(&self) -> String {
         let mut copy = self.clone();
@@ -421,13 +429,7 @@ fn evaluate_into(
 ) -> Result<(Vec<ItemOutcome>, bool, bool)> {
     let tokenizer = TextTokenizer::load(model)?;
     let chat = options.chat_template.unwrap_or(false);
-    let delimiter = options.target_delimiter.clone().unwrap_or_else(|| {
-        if chat {
-            String::new()
-        } else {
-            " ".into()
-        }
-    });
+    let delimiter = options.delimiter(chat);
     let render = |prompt: &str| -> Result<String> {
         if chat {
             Ok(tokenizer
@@ -525,5 +527,24 @@ fn cancelled(e: crate::lm::LmError) -> ExperimentError {
     match e {
         crate::lm::LmError::Cancelled(what) => ExperimentError::Cancelled(what),
         other => ExperimentError::Lm(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// lm-eval's defaults: no chat template unless asked; the delimiter " " without it and ""
+    /// with it; an explicit delimiter always wins.
+    #[test]
+    fn chat_template_and_delimiter_default_as_lm_eval() {
+        let options = EvalOptions::from_json(&serde_json::json!({})).unwrap();
+        assert_eq!(options.chat_template, None);
+        assert_eq!(options.delimiter(false), " ");
+        assert_eq!(options.delimiter(true), "");
+        let given = EvalOptions::from_json(&serde_json::json!({"target_delimiter": ": "})).unwrap();
+        assert_eq!(given.delimiter(true), ": ");
+        let err = EvalOptions::from_json(&serde_json::json!({"batch_size": 0})).unwrap_err();
+        assert!(err.to_string().contains("batch_size"), "{err}");
     }
 }
