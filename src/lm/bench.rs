@@ -119,6 +119,7 @@ pub fn run(cache: &Path, spec: &LmBenchSpec) -> Result<LmBenchResult> {
     if !dir.join("model.safetensors").exists() {
         create_tiny_model(&dir, &bench_corpus(8000, 1), &TinySpec::default())?;
     }
+    super::allocator::keep_freed_memory();
     let device = Device::Cpu;
     let (model, map) = files::load(&dir, DType::F32, &device)?;
     let vocab = model.config.vocab_size;

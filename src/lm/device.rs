@@ -5,6 +5,7 @@ use candle_core::{DType, Device};
 
 /// The device for this process, saying on stderr when a GPU build found no GPU.
 pub fn select() -> Device {
+    super::allocator::keep_freed_memory();
     #[cfg(feature = "cuda")]
     {
         match Device::new_cuda(0) {

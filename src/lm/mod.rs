@@ -2,6 +2,7 @@
 //! written on candle's differentiable ops (candle-transformers' own models drop gradients in
 //! their fused ops and return last-position logits only, so neither trains nor scores).
 
+pub mod allocator;
 pub mod answers;
 pub mod bench;
 pub mod config;
