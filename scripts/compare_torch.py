@@ -2,6 +2,9 @@
 on the same model folder, then a table of both figures and the ratios.
 
     python compare_torch.py CROSSDIFF_JSON [--threads N]
+
+CROSSDIFF_JSON holds one `crossdiff bench lm` result per line (one per model shape); each is
+measured and printed in turn, then all ratios side by side.
 """
 import argparse
 import json
@@ -16,9 +19,19 @@ def main():
     ap.add_argument("crossdiff_json")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    ours = json.load(open(args.crossdiff_json))
+    with open(args.crossdiff_json) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    summary = [compare(ours, args.threads) for ours in results]
+    print(f"\nall shapes, {args.threads} threads")
+    print(f"{'shape':<8}{'workload':<10}{'crossdiff tok/s':>17}{'pytorch tok/s':>15}{'ratio':>8}")
+    for case, rows in summary:
+        for name, a, p in rows:
+            print(f"{case:<8}{name:<10}{a:>17.0f}{p:>15.0f}{a / p:>8.2f}")
+
+
+def compare(ours, threads):
     spec = ours["spec"]
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(7)
 
     folder = ours["model_dir"]
@@ -90,11 +103,13 @@ def main():
     rows = [("train", ours["train_tokens_per_s"], train),
             ("score", ours["score_tokens_per_s"], scored),
             ("generate", ours["generate_tokens_per_s"], generate)]
-    print(f"\n{ours['parameters']} parameters, vocabulary {vocab}, {args.threads} threads, "
+    case = ours.get("case", "5m")
+    print(f"\n{case}: {ours['parameters']} parameters, vocabulary {vocab}, {threads} threads, "
           f"torch {torch.__version__}")
     print(f"{'workload':<10}{'crossdiff tok/s':>17}{'pytorch tok/s':>15}{'ratio':>8}")
     for name, a, p in rows:
         print(f"{name:<10}{a:>17.0f}{p:>15.0f}{a / p:>8.2f}")
+    return case, rows
 
 
 if __name__ == "__main__":

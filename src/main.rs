@@ -170,7 +170,7 @@ struct BenchArgs {
     /// Only the first N cases (the large ones take a while).
     #[arg(long)]
     cases: Option<usize>,
-    /// Only cases whose data or fit name contains this text (e.g. "12032", "vi", "oll_v1").
+    /// Only cases whose name contains this text (irt: data or fit, e.g. "12032", "vi", "oll_v1"; lm: "5m" or "36m").
     #[arg(long)]
     only: Option<String>,
     /// Folder of reference fits of the real data written by scripts/compare_irt.sh
@@ -613,30 +613,39 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
 }
 
 fn run_lm_bench(args: &BenchArgs) -> Result<(), String> {
-    use crossdiff::lm::bench::{run, LmBenchSpec};
+    use crossdiff::lm::bench::{cases, run};
     std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
-    let spec = LmBenchSpec::default();
-    let r = run(&args.cache, &spec).map_err(|e| e.to_string())?;
-    println!(
-        "tiny model: {} parameters, vocabulary {}, {} threads, CPU f32",
-        r.parameters, r.vocab_size, r.threads
-    );
-    println!(
-        "train     {:>9.0} tokens/s  (full fine-tuning, batch {} x {} tokens, AdamW)",
-        r.train_tokens_per_s, spec.batch, spec.seq_len
-    );
-    println!(
-        "score     {:>9.0} tokens/s  (log-likelihood forward, batch {} x {} tokens)",
-        r.score_tokens_per_s, spec.batch, spec.seq_len
-    );
-    println!(
-        "generate  {:>9.0} tokens/s  (greedy with KV cache, {} prompts x {} new tokens)",
-        r.generate_tokens_per_s, spec.generate_prompts, spec.new_tokens
-    );
-    println!(
-        "lm-bench-json {}",
-        serde_json::to_string(&r).map_err(|e| e.to_string())?
-    );
+    for case in cases() {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !case.name.contains(only.as_str()))
+        {
+            continue;
+        }
+        let spec = &case.spec;
+        let r = run(&args.cache, &case).map_err(|e| e.to_string())?;
+        println!(
+            "model {}: {} parameters, vocabulary {}, {} threads, CPU f32",
+            case.name, r.parameters, r.vocab_size, r.threads
+        );
+        println!(
+            "train     {:>9.0} tokens/s  (full fine-tuning, batch {} x {} tokens, AdamW)",
+            r.train_tokens_per_s, spec.batch, spec.seq_len
+        );
+        println!(
+            "score     {:>9.0} tokens/s  (log-likelihood forward, batch {} x {} tokens)",
+            r.score_tokens_per_s, spec.batch, spec.seq_len
+        );
+        println!(
+            "generate  {:>9.0} tokens/s  (greedy with KV cache, {} prompts x {} new tokens)",
+            r.generate_tokens_per_s, spec.generate_prompts, spec.new_tokens
+        );
+        println!(
+            "lm-bench-json {}",
+            serde_json::to_string(&r).map_err(|e| e.to_string())?
+        );
+    }
     Ok(())
 }
 
