@@ -83,6 +83,18 @@ FROM matrix GROUP BY eval_bin ORDER BY eval_bin;
 SELECT train_bin, eval_bin, round(accuracy, 3) AS accuracy, round(delta, 3) AS delta
 FROM matrix ORDER BY train_bin, eval_bin;
 
+-- Which cells are more than noise? Each has a paired bootstrap interval of its delta over the
+-- bin's 32 items and an exact McNemar test; `significant` survives Holm's correction across
+-- the 100 cells at the 5% level.
+SELECT count(*) AS cells,
+       count(*) FILTER (WHERE significant) AS significant,
+       count(*) FILTER (WHERE delta_ci_low > 0 OR delta_ci_high < 0) AS interval_excludes_zero
+FROM matrix;
+SELECT train_bin, eval_bin, round(delta, 3) AS delta,
+       round(delta_ci_low, 3) AS ci_low, round(delta_ci_high, 3) AS ci_high,
+       round(p_value, 5) AS p_value
+FROM matrix WHERE significant ORDER BY train_bin, eval_bin;
+
 -- 6. The method's question in one table: does the gain shrink as the train/eval gap grows?
 SELECT abs(train_bin - eval_bin) AS bin_gap,
        count(*) AS cells,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+    Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -26,14 +26,17 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     description: "The paper's experiment: evaluates base_model zero-shot on the task's items once, fine-tunes a \
 fresh copy of it on each difficulty bin's items, evaluates every fine-tune on every bin, and returns one row \
 per (train_bin, eval_bin): n_items, accuracy, zero_shot_accuracy, delta = accuracy - zero_shot_accuracy, \
-evaluated_on, train_run, eval_run. task_source (a table name or a query) has item_id, prompt, response (the \
+evaluated_on, train_run, eval_run, and the cell's uncertainty: delta_ci_low, delta_ci_high (paired bootstrap \
+over the cell's items of fine-tuned minus zero-shot outcome, seeded), p_value (exact two-sided McNemar test on the \
+discordant items), significant (after the correction across the matrix's cells, at level 1 - ci). task_source (a table name or a query) has item_id, prompt, response (the \
 training target), answer, optional choices, and either a `bin` column (0-based) or a `difficulty` column that is \
 cut into n_bins equal-size bins (ties broken by item_id). Every fine-tune and evaluation is a cached run: a \
 re-run reuses them and an interrupted one resumes. options (JSON): n_bins (10), train_bins (default: all), \
 held_out (share of each bin kept out of training and used for evaluation; default 0: evaluate on all items, \
 training items included, as the paper's code does), seed (42), train (fine_tune's options), evaluate \
 (evaluate's options), irt ({responses, model ('1pl'), method ('jml'), options}: compute the difficulty with \
-irt_fit over those responses instead of reading a bin or difficulty column), run_store.",
+irt_fit over those responses instead of reading a bin or difficulty column), bootstrap (resamples per cell, \
+2000, at least 100), ci (interval level, 0.95), correction ('holm' | 'bh' | 'none'), run_store.",
     example: "SELECT * FROM generalization_matrix('SELECT * FROM task', 'models/tiny', '{\"n_bins\": 3, \"train\": {\"epochs\": 2}}');",
 };
 
@@ -51,6 +54,10 @@ fn schema() -> SchemaRef {
         Field::new("evaluated_on", DataType::Utf8, false),
         Field::new("train_run", DataType::Utf8, false),
         Field::new("eval_run", DataType::Utf8, false),
+        Field::new("delta_ci_low", DataType::Float64, false),
+        Field::new("delta_ci_high", DataType::Float64, false),
+        Field::new("p_value", DataType::Float64, false),
+        Field::new("significant", DataType::Boolean, false),
     ]))
 }
 
@@ -238,6 +245,16 @@ impl TableFunctionImpl for GeneralizationMatrix {
                         )),
                         Arc::new(StringArray::from_iter_values(
                             c.iter().map(|x| x.eval_run.as_str()),
+                        )),
+                        Arc::new(Float64Array::from_iter_values(
+                            c.iter().map(|x| x.delta_ci_low),
+                        )),
+                        Arc::new(Float64Array::from_iter_values(
+                            c.iter().map(|x| x.delta_ci_high),
+                        )),
+                        Arc::new(Float64Array::from_iter_values(c.iter().map(|x| x.p_value))),
+                        Arc::new(BooleanArray::from(
+                            c.iter().map(|x| x.significant).collect::<Vec<_>>(),
                         )),
                     ],
                 )?)

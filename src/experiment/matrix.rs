@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluation::{run_evaluation, EvalItem, EvalOptions, EvaluationResult};
 use super::finetune::{run_fine_tune, FineTuneOptions};
 use super::store::{ContentHash, RunStore};
+use super::uncertainty::{mcnemar_exact, paired_bootstrap, significant, Correction, Pair};
 use super::{Cancel, ExperimentError, Result};
 
 /// One item of a task: what the model is asked, what it is trained to answer, how its answer
@@ -43,6 +44,12 @@ pub struct MatrixOptions {
     /// `bin` or `difficulty` column.
     pub irt: Option<IrtDifficulty>,
     pub run_store: Option<String>,
+    /// Bootstrap resamples of each cell's items for its interval (at least 100).
+    pub bootstrap: usize,
+    /// Level of each cell's interval, and 1 - the significance level of its test.
+    pub ci: f64,
+    /// Correction of the cells' p-values for their number.
+    pub correction: Correction,
 }
 
 /// Where IRT difficulties come from: `irt_fit(source, model, method, options)`.
@@ -78,6 +85,9 @@ impl Default for MatrixOptions {
             evaluate: serde_json::json!({}),
             irt: None,
             run_store: None,
+            bootstrap: 2000,
+            ci: 0.95,
+            correction: Correction::Holm,
         }
     }
 }
@@ -97,6 +107,18 @@ impl MatrixOptions {
                 "option `n_bins` must be at least 1".into(),
             ));
         }
+        if options.bootstrap < 100 {
+            return Err(ExperimentError::Input(format!(
+                "option `bootstrap` must be at least 100 resamples, got {}",
+                options.bootstrap
+            )));
+        }
+        if !(options.ci > 0.0 && options.ci < 1.0) {
+            return Err(ExperimentError::Input(format!(
+                "option `ci` must be in (0, 1), got {}",
+                options.ci
+            )));
+        }
         FineTuneOptions::from_json(&options.train)?;
         EvalOptions::from_json(&options.evaluate)?;
         Ok(options)
@@ -112,6 +134,13 @@ pub struct MatrixCell {
     pub accuracy: f64,
     pub zero_shot_accuracy: f64,
     pub delta: f64,
+    /// Paired bootstrap interval of `delta` over the cell's items.
+    pub delta_ci_low: f64,
+    pub delta_ci_high: f64,
+    /// Exact McNemar test of the cell's paired outcomes, two-sided.
+    pub p_value: f64,
+    /// After the correction across the matrix's cells, at level 1 - `ci`.
+    pub significant: bool,
     pub train_run: String,
     pub eval_run: String,
 }
@@ -231,6 +260,11 @@ pub fn generalization_matrix(
     let zero = run_evaluation(store, base, &eval_items, &eval_options, cancel, progress)?;
     evaluations_run += !zero.reused as usize;
     let zero_bins = per_bin(&zero, &bins);
+    let zero_correct: BTreeMap<&str, bool> = zero
+        .items
+        .iter()
+        .map(|o| (o.item_id.as_str(), o.correct))
+        .collect();
     let mut cells = Vec::new();
     for &train_bin in &train_bins {
         cancel.check("generalization_matrix")?;
@@ -259,6 +293,20 @@ pub fn generalization_matrix(
             let (zn, zright) = zero_bins.get(&eval_bin).copied().unwrap_or((0, 0));
             let accuracy = right as f64 / n as f64;
             let zero_shot_accuracy = zright as f64 / zn.max(1) as f64;
+            // The cell's items, each with the fine-tuned and the zero-shot outcome.
+            let pairs: Vec<Pair> = evaluated
+                .items
+                .iter()
+                .filter(|o| bins.get(o.item_id.as_str()) == Some(&eval_bin))
+                .filter_map(|o| {
+                    zero_correct
+                        .get(o.item_id.as_str())
+                        .map(|&z| (o.correct, z))
+                })
+                .collect();
+            let seed = options.seed ^ ((train_bin as u64) << 32 | eval_bin as u64);
+            let (delta_ci_low, delta_ci_high) =
+                paired_bootstrap(&pairs, options.bootstrap, options.ci, seed);
             cells.push(MatrixCell {
                 train_bin,
                 eval_bin,
@@ -266,10 +314,22 @@ pub fn generalization_matrix(
                 accuracy,
                 zero_shot_accuracy,
                 delta: accuracy - zero_shot_accuracy,
+                delta_ci_low,
+                delta_ci_high,
+                p_value: mcnemar_exact(&pairs),
+                significant: false,
                 train_run: tuned.run_id.clone(),
                 eval_run: evaluated.run_id.clone(),
             });
         }
+    }
+    let p_values: Vec<f64> = cells.iter().map(|c| c.p_value).collect();
+    for (cell, s) in
+        cells
+            .iter_mut()
+            .zip(significant(&p_values, 1.0 - options.ci, options.correction))
+    {
+        cell.significant = s;
     }
     Ok(MatrixResult {
         cells,

@@ -7,6 +7,7 @@ pub mod evaluation;
 pub mod finetune;
 pub mod matrix;
 pub mod store;
+pub mod uncertainty;
 pub mod zoo;
 
 use std::path::Path;

@@ -137,6 +137,77 @@ async fn generalization_matrix_runs_caches_and_explains_without_work() {
     .await;
     assert_eq!(table(&before), table(&after));
 
+    // Every cell has an interval around its delta, a McNemar p-value and a corrected verdict,
+    // from the stored per-item outcomes: deterministic, and nothing is retrained for them.
+    let uncertainty = format!(
+        "SELECT train_bin, eval_bin, delta, delta_ci_low, delta_ci_high, p_value, significant \
+         FROM {call} ORDER BY train_bin, eval_bin"
+    );
+    let cells = sql(&ctx, &uncertainty).await;
+    assert_eq!(table(&sql(&ctx, &uncertainty).await), table(&cells));
+    let f = |c: usize| -> Vec<f64> {
+        column_text(&cells, c)
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (delta, low, high, p) = (f(2), f(3), f(4), f(5));
+    for k in 0..delta.len() {
+        assert!(
+            low[k] <= delta[k] + 1e-12 && delta[k] <= high[k] + 1e-12,
+            "cell {k}: {}",
+            table(&cells)
+        );
+        assert!((0.0..=1.0).contains(&p[k]));
+        if delta[k] == 0.0 && low[k] == 0.0 && high[k] == 0.0 {
+            assert_eq!(p[k], 1.0, "no discordant item, no evidence");
+        }
+    }
+    // Holm is at least as strict as no correction.
+    let none = options.replacen('{', r#"{"correction": "none", "#, 1);
+    let loose = sql(&ctx, &format!(
+        "SELECT count(*) FILTER (WHERE significant) FROM generalization_matrix('task', '{}', '{none}')",
+        model.display()
+    )).await;
+    let strict = sql(
+        &ctx,
+        &format!("SELECT count(*) FILTER (WHERE significant) FROM {call}"),
+    )
+    .await;
+    let (loose, strict): (usize, usize) = (
+        column_text(&loose, 0)[0].parse().unwrap(),
+        column_text(&strict, 0)[0].parse().unwrap(),
+    );
+    assert!(strict <= loose, "holm {strict} > none {loose}");
+    assert_eq!(
+        table(&before),
+        table(
+            &sql(
+                &ctx,
+                &format!(
+                    "SELECT id, updated FROM runs('{}') ORDER BY id",
+                    store.display()
+                )
+            )
+            .await
+        )
+    );
+    for (bad, named) in [
+        (r#"{"bootstrap": 10}"#, "bootstrap"),
+        (r#"{"ci": 1.5}"#, "ci"),
+        (r#"{"correction": "bonferroni"}"#, "correction"),
+    ] {
+        let err = sql_err(
+            &ctx,
+            &format!(
+                "SELECT * FROM generalization_matrix('task', '{}', '{bad}')",
+                model.display()
+            ),
+        )
+        .await;
+        assert!(err.contains(named), "{bad}: {err}");
+    }
+
     // Per-item outcomes of the zero-shot evaluation, through run_items.
     let zero = sql(
         &ctx,
