@@ -157,9 +157,79 @@ pub fn difficulty_bin(quantile: f64, n_bins: usize) -> usize {
     ((quantile * n_bins as f64).floor() as usize).min(n_bins.saturating_sub(1))
 }
 
+/// Each item's bin among `difficulty` (ascending, ties by index), `n_bins` equal-size bins.
+fn bins_of(difficulty: &[f64], n_bins: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..difficulty.len()).collect();
+    order.sort_by(|&a, &b| difficulty[a].total_cmp(&difficulty[b]).then(a.cmp(&b)));
+    let mut bins = vec![0; difficulty.len()];
+    for (position, &i) in order.iter().enumerate() {
+        bins[i] = difficulty_bin(difficulty_quantile(position, difficulty.len()), n_bins);
+    }
+    bins
+}
+
+/// How stable each item's bin is given its difficulty's uncertainty: the share of `draws`
+/// seeded redraws of every difficulty from N(difficulty, se^2) (re-ranked and re-binned
+/// together) in which the item lands in the bin its point estimate put it in.
+pub fn bin_stability(
+    difficulty: &[f64],
+    se: &[f64],
+    n_bins: usize,
+    draws: usize,
+    seed: u64,
+) -> Vec<f64> {
+    use rand::SeedableRng;
+    let home = bins_of(difficulty, n_bins);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut stayed = vec![0usize; difficulty.len()];
+    let mut drawn = vec![0.0; difficulty.len()];
+    for _ in 0..draws {
+        for (d, (&mean, &sd)) in drawn.iter_mut().zip(difficulty.iter().zip(se)) {
+            *d = mean + sd * crate::irt::simulate::standard_normal(&mut rng);
+        }
+        for (count, (&now, &was)) in stayed
+            .iter_mut()
+            .zip(bins_of(&drawn, n_bins).iter().zip(&home))
+        {
+            *count += (now == was) as usize;
+        }
+    }
+    stayed
+        .iter()
+        .map(|&c| c as f64 / draws.max(1) as f64)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Items far from every bin edge with tiny errors always stay; an item on an edge between
+    /// two bins stays about half the time.
+    #[test]
+    fn bin_stability_far_and_on_an_edge() {
+        // Ten items, two bins: 0-4 easy, 5-9 hard; difficulties spaced by 1.
+        let difficulty: Vec<f64> = (0..10).map(|k| k as f64).collect();
+        let tiny = vec![1e-6; 10];
+        assert!(bin_stability(&difficulty, &tiny, 2, 500, 1)
+            .iter()
+            .all(|&p| p == 1.0));
+        // Items 4 and 5 sit on the edge: both at 4.5 with real error, the rest certain.
+        let mut edge = difficulty.clone();
+        edge[4] = 4.5;
+        edge[5] = 4.5;
+        let mut se = tiny.clone();
+        se[4] = 1.0;
+        se[5] = 1.0;
+        let p = bin_stability(&edge, &se, 2, 4000, 7);
+        assert!(
+            (p[4] - 0.5).abs() < 0.05 && (p[5] - 0.5).abs() < 0.05,
+            "{p:?}"
+        );
+        assert_eq!(p[0], 1.0);
+        assert_eq!(p[9], 1.0);
+        assert_eq!(p, bin_stability(&edge, &se, 2, 4000, 7), "seeded");
+    }
 
     fn close(a: Option<f64>, b: f64) {
         let a = a.expect("defined");

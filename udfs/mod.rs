@@ -5,6 +5,7 @@
 
 pub mod arithmetic_items;
 pub mod difficulty_bin;
+pub mod difficulty_bin_stability;
 pub mod difficulty_quantile;
 pub mod evaluate;
 mod experiment_source;
@@ -94,6 +95,9 @@ pub fn register_all(ctx: &SessionContext) {
     ));
     ctx.register_udwf(WindowUDF::new_from_impl(
         difficulty_bin::DifficultyBin::default(),
+    ));
+    ctx.register_udwf(WindowUDF::new_from_impl(
+        difficulty_bin_stability::DifficultyBinStability::default(),
     ));
     ctx.register_udtf(
         read_responses::DOC.name,

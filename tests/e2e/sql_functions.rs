@@ -260,3 +260,38 @@ async fn real_gsm8k_bins_and_solution_steps() {
     // More solution steps, harder for models: measured 0.598 with 1 - mean(correct).
     assert!(rho > 0.3 && rho < 0.8, "spearman {rho}");
 }
+
+#[tokio::test]
+async fn difficulty_bin_stability_from_sql() {
+    let ctx = crossdiff::new_context();
+    sql(
+        &ctx,
+        "CREATE TABLE d(item_id VARCHAR, difficulty DOUBLE, se DOUBLE) AS VALUES \
+         ('a', 0.0, 0.001), ('b', 1.0, 0.001), ('c', 2.0, 0.001), ('d', 3.0, 0.001), ('e', NULL, 0.1)",
+    )
+    .await;
+    let out = sql(
+        &ctx,
+        "SELECT item_id, difficulty_bin_stability(difficulty, se, 2) OVER (ORDER BY item_id) AS s \
+         FROM d ORDER BY item_id",
+    )
+    .await;
+    let s = super::common::column_text(&out, 1);
+    assert_eq!(s[..4], ["1.0", "1.0", "1.0", "1.0"]);
+    assert!(s[4].is_empty() || s[4] == "NULL", "{s:?}");
+    let err = super::common::sql_err(
+        &ctx,
+        "SELECT difficulty_bin_stability(difficulty, -se, 2) OVER () FROM d",
+    )
+    .await;
+    assert!(
+        err.contains("difficulty_se must be finite and non-negative"),
+        "{err}"
+    );
+    let err = super::common::sql_err(
+        &ctx,
+        "SELECT difficulty_bin_stability(difficulty, se, 'x') OVER () FROM d",
+    )
+    .await;
+    assert!(err.contains("argument 3 (n) must be an integer"), "{err}");
+}
