@@ -2,15 +2,15 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
-use datafusion::common::{exec_err, Result};
+use datafusion::arrow::array::{ArrayRef, Int32Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
 };
 
-use super::{coerce_ranking_args, doc_section, rank_partition};
+use super::{coerce_ranking_args, doc_section, partition_constant, rank_partition};
 use crate::stats;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -84,20 +84,10 @@ struct BinEvaluator;
 
 impl PartitionEvaluator for BinEvaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
-        let n = values[1].as_primitive::<Int64Type>();
-        let first = (0..n.len()).find(|&i| n.is_valid(i)).map(|i| n.value(i));
-        let n_bins = match first {
-            Some(k) if k >= 1 && (0..n.len()).all(|i| n.is_valid(i) && n.value(i) == k) => {
-                k as usize
-            }
-            Some(k) if k >= 1 => {
-                return exec_err!(
-                    "difficulty_bin: n must be the same for every row (found {k} and others)"
-                )
-            }
-            Some(k) => return exec_err!("difficulty_bin: n must be a positive integer, got {k}"),
-            None if num_rows == 0 => 1,
-            None => return exec_err!("difficulty_bin: n is NULL"),
+        let n_bins = if num_rows == 0 {
+            1
+        } else {
+            partition_constant("difficulty_bin", &values[1], "n")? as usize
         };
         let ranked = rank_partition("difficulty_bin", &values[0], values.get(2), num_rows)?;
         let out: Int32Array = ranked

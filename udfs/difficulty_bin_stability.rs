@@ -4,15 +4,17 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
 };
 
-use super::doc_section;
+use super::{doc_section, partition_constant};
 use crate::stats;
+
+const NAME: &str = "difficulty_bin_stability";
 
 /// Draws when the call names none.
 const DEFAULT_DRAWS: i64 = 1000;
@@ -116,30 +118,14 @@ impl WindowUDFImpl for DifficultyBinStability {
 #[derive(Debug)]
 struct StabilityEvaluator;
 
-/// The one value an integer argument takes across the partition.
-fn constant(values: &ArrayRef, name: &str, default: Option<i64>) -> Result<i64> {
-    let a = values.as_primitive::<Int64Type>();
-    let first = (0..a.len()).find(|&i| a.is_valid(i)).map(|i| a.value(i));
-    match first.or(default) {
-        Some(k) if k >= 1 && (0..a.len()).all(|i| !a.is_valid(i) || a.value(i) == k) => Ok(k),
-        Some(k) if k >= 1 => exec_err!(
-            "difficulty_bin_stability: {name} must be the same for every row (found {k} and others)"
-        ),
-        Some(k) => {
-            exec_err!("difficulty_bin_stability: {name} must be a positive integer, got {k}")
-        }
-        None => exec_err!("difficulty_bin_stability: {name} is NULL"),
-    }
-}
-
 impl PartitionEvaluator for StabilityEvaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         if num_rows == 0 {
             return Ok(Arc::new(Float64Array::from(Vec::<f64>::new())));
         }
-        let n_bins = constant(&values[2], "n", None)? as usize;
+        let n_bins = partition_constant(NAME, &values[2], "n")? as usize;
         let draws = match values.get(3) {
-            Some(d) => constant(d, "draws", None)?,
+            Some(d) => partition_constant(NAME, d, "draws")?,
             None => DEFAULT_DRAWS,
         };
         if draws > 1_000_000 {

@@ -213,6 +213,28 @@ pub(crate) fn coerce_ranking_args(
     Ok(out)
 }
 
+/// The one positive value an integer argument of a window function takes on every row of
+/// the partition (`n` bins, draws), or an error naming the function and the argument.
+pub(crate) fn partition_constant(
+    function: &str,
+    values: &datafusion::arrow::array::ArrayRef,
+    name: &str,
+) -> Result<i64> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let a = values.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let first = (0..a.len()).find(|&i| a.is_valid(i)).map(|i| a.value(i));
+    match first {
+        Some(k) if k >= 1 && (0..a.len()).all(|i| a.is_valid(i) && a.value(i) == k) => Ok(k),
+        Some(k) if k >= 1 => datafusion::common::exec_err!(
+            "{function}: {name} must be the same for every row (found {k} and others)"
+        ),
+        Some(k) => {
+            datafusion::common::exec_err!("{function}: {name} must be a positive integer, got {k}")
+        }
+        None => datafusion::common::exec_err!("{function}: {name} is NULL"),
+    }
+}
+
 /// Positions of a window partition's rows in ascending difficulty order.
 pub(crate) struct RankedPartition {
     /// 0-based position of each row among the non-NULL difficulties; `None` for NULL.
