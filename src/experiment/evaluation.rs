@@ -348,15 +348,9 @@ pub fn run_evaluation(
     let dir = store.run_dir(&id);
     let items_path = dir.join("items.parquet");
     // A done run is reused only while its items file is as it was written.
-    let done = |r: &Option<RunRecord>| match r {
-        Some(r) if r.status == "done" => match r.unusable(&dir) {
-            None => items_path.exists(),
-            Some(why) => {
-                eprintln!("evaluate: run {id} is not reused and is run again: {why}");
-                false
-            }
-        },
-        _ => false,
+    let done = |r: &Option<RunRecord>| {
+        r.as_ref()
+            .is_some_and(|r| r.reusable(&dir, &items_path, "evaluate"))
     };
     if done(&store.record(&id)?) {
         return Ok(EvaluationResult {
@@ -397,7 +391,10 @@ pub fn run_evaluation(
                 reused: false,
                 items: outcomes,
             };
-            record.add_files(&dir, "items.parquet")?;
+            if let Err(e) = record.add_files(&dir, "items.parquet") {
+                store.record_failure(&mut record, &e);
+                return Err(e);
+            }
             record.status = "done".into();
             record.updated = now();
             record.seconds = started.elapsed().as_secs_f64();
@@ -443,8 +440,6 @@ fn evaluate_into(
     let dtype = crate::lm::device::inference_dtype(&device);
     let (decoder, _) = crate::lm::files::load(model, dtype, &device)?;
     let mut evaluator = Evaluator::new(&decoder, &tokenizer);
-    // lm-eval's rule: special tokens unless the text starts with BOS (a rendered template).
-    evaluator.add_special_tokens = true;
     evaluator.progress = progress;
     evaluator.cancel = Some(cancel.0.clone());
     let multiple_choice = match options.output_type.as_deref() {

@@ -129,18 +129,10 @@ pub fn run_fine_tune(
         }
     };
     // A done run is reused only while its model files are as they were written.
-    let reusable = |record: &RunRecord| match record.unusable(&dir) {
-        None if model_path.join("config.json").exists() => true,
-        None => false,
-        Some(why) => {
-            if record.status == "done" {
-                eprintln!("fine_tune: run {id} is not reused and is trained again: {why}");
-            }
-            false
-        }
-    };
+    let reusable =
+        |record: &RunRecord| record.reusable(&dir, &model_path.join("config.json"), "fine_tune");
     if let Some(record) = store.record(&id)? {
-        if record.status == "done" && reusable(&record) {
+        if reusable(&record) {
             return Ok(finished(&record));
         }
     }
@@ -148,7 +140,7 @@ pub fn run_fine_tune(
     // Another process may have finished it while we waited for nothing: look again.
     let earlier = store.record(&id)?;
     if let Some(record) = &earlier {
-        if record.status == "done" && reusable(record) {
+        if reusable(record) {
             return Ok(finished(record));
         }
     }

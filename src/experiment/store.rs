@@ -144,6 +144,25 @@ impl RunRecord {
         first_mismatch(dir, &self.files)
     }
 
+    /// Whether the run can be reused: done, its `required` output present, and every recorded
+    /// file as it was written. A done run that fails its checks says so on stderr (`function`
+    /// names the caller); it is then done again.
+    pub fn reusable(&self, dir: &Path, required: &Path, function: &str) -> bool {
+        if self.status != "done" || !required.exists() {
+            return false;
+        }
+        match self.unusable(dir) {
+            None => true,
+            Some(why) => {
+                eprintln!(
+                    "{function}: run {} is not reused and is run again: {why}",
+                    self.id
+                );
+                false
+            }
+        }
+    }
+
     /// Records the checks of `dir`'s files under `prefix/` (a folder) or as `prefix` (a file).
     pub fn add_files(&mut self, run_dir: &Path, relative: &str) -> Result<()> {
         let path = run_dir.join(relative);

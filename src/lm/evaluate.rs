@@ -88,10 +88,16 @@ pub struct Evaluator<'a> {
     pub progress: bool,
     /// Checked between batches: when set, the evaluation stops with `LmError::Cancelled`.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The prefix token's text (BOS, else EOS), for lm-eval's special-token rule.
+    prefix_text: String,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(model: &'a Decoder, tokenizer: &'a TextTokenizer) -> Self {
+        // Decoded once: every request's encoding asks whether its text starts with it.
+        let prefix_text = tokenizer
+            .decode(&[tokenizer.prefix_token_id()], false)
+            .unwrap_or_default();
         Self {
             model,
             tokenizer,
@@ -99,6 +105,7 @@ impl<'a> Evaluator<'a> {
             batch_tokens: 8192,
             progress: false,
             cancel: None,
+            prefix_text,
         }
     }
 
@@ -114,11 +121,10 @@ impl<'a> Evaluator<'a> {
     /// lm-eval's `tok_encode`: the tokenizer's special tokens (a Llama BOS), unless the text
     /// already starts with the prefix token's text (a rendered chat template holds its own).
     fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
-        let prefix = self
-            .tokenizer
-            .decode(&[self.tokenizer.prefix_token_id()], false)?;
-        let special = self.add_special_tokens && !(!prefix.is_empty() && text.starts_with(&prefix));
-        self.tokenizer.encode(text, special)
+        let starts_with_prefix =
+            !self.prefix_text.is_empty() && text.starts_with(&self.prefix_text);
+        self.tokenizer
+            .encode(text, self.add_special_tokens && !starts_with_prefix)
     }
 
     /// lm-eval's request encoding (`loglikelihood` and `_encode_pair`): an empty context is the
