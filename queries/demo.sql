@@ -45,6 +45,17 @@ FROM item_difficulty d JOIN items i USING (item_id)
 GROUP BY d.bin
 ORDER BY d.bin;
 
+-- How firm are the bins? The share of each bin's items that stay in it in at least 90% of
+-- 1,000 redraws of every difficulty from its standard error.
+SELECT bin,
+       count(*) AS items,
+       round(avg(CASE WHEN stability >= 0.9 THEN 1.0 ELSE 0.0 END), 2) AS stable_share
+FROM (SELECT bin,
+             difficulty_bin_stability(difficulty, difficulty_se, 10) OVER (ORDER BY item_id) AS stability
+      FROM item_difficulty)
+GROUP BY bin
+ORDER BY bin;
+
 -- 3. Does the models' difficulty agree with the human proxies?
 SELECT round(spearman_corr(d.difficulty, i.n_digits), 3)       AS spearman_digits,
        round(spearman_corr(d.difficulty, i.n_carries), 3)      AS spearman_carries,
@@ -95,15 +106,25 @@ SELECT train_bin, eval_bin, round(delta, 3) AS delta,
        round(p_value, 5) AS p_value
 FROM matrix WHERE significant ORDER BY train_bin, eval_bin;
 
--- 6. The method's question in one table: does the gain shrink as the train/eval gap grows?
-SELECT abs(train_bin - eval_bin) AS bin_gap,
-       count(*) AS cells,
-       round(avg(delta), 3) AS mean_delta,
-       round(avg(CASE WHEN train_bin < eval_bin THEN delta END), 3) AS trained_easier,
-       round(avg(CASE WHEN train_bin > eval_bin THEN delta END), 3) AS trained_harder
-FROM matrix
-GROUP BY bin_gap
-ORDER BY bin_gap;
+-- 6. The method's question with intervals: does the gain shrink as the train/eval gap grows?
+--    gap = eval_bin - train_bin (> 0: trained on easier items than evaluated). gap_profile
+--    reads the same runs (nothing is retrained) and resamples items and cells for each
+--    interval; the last row is the slope of delta per bin of |gap|.
+CREATE TABLE profile AS
+SELECT * FROM gap_profile('task', 'data/demo/models/base', '{
+  "n_bins": 10,
+  "held_out": 0,
+  "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
+            "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
+            "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
+  "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
+  "run_store": "out/demo/runs"
+}');
+
+SELECT measure, gap, direction, n_cells, round(estimate, 3) AS estimate,
+       round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high
+FROM profile ORDER BY measure, gap;
 
 -- 7. The same study evaluated on unseen items only: half of each bin (a seeded split) is
 --    held out of training. A diagonal gain that vanishes here was the fine-tune learning
@@ -127,6 +148,22 @@ FROM matrix a JOIN matrix_held_out h USING (train_bin, eval_bin)
 GROUP BY bin_gap
 ORDER BY bin_gap;
 
+CREATE TABLE profile_held_out AS
+SELECT * FROM gap_profile('task', 'data/demo/models/base', '{
+  "n_bins": 10,
+  "held_out": 0.5,
+  "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
+            "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
+            "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
+  "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
+  "run_store": "out/demo/runs"
+}');
+
+SELECT measure, gap, n_cells, round(estimate, 3) AS estimate,
+       round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high
+FROM profile_held_out ORDER BY measure, gap;
+
 -- 8. Exports for pandas, Polars or DuckDB, then the pictures.
 COPY (SELECT d.*, i.question, i.answer, i.n_digits, i.n_carries
       FROM item_difficulty d JOIN items i USING (item_id) ORDER BY bin, item_id)
@@ -138,10 +175,20 @@ TO 'out/demo/matrix.parquet' STORED AS PARQUET;
 COPY (SELECT * FROM matrix_held_out ORDER BY train_bin, eval_bin)
 TO 'out/demo/matrix_held_out.parquet' STORED AS PARQUET;
 
+COPY (SELECT 'all items' AS evaluated_on, * FROM profile
+      UNION ALL SELECT 'held-out items', * FROM profile_held_out)
+TO 'out/demo/gap_profile.parquet' STORED AS PARQUET;
+
 SELECT * FROM plot_matrix('matrix', 'out/demo/matrix',
                           'Arithmetic, tiny model: accuracy change vs zero-shot');
 
 SELECT * FROM plot_matrix('matrix_held_out', 'out/demo/matrix_held_out',
                           'Arithmetic, tiny model, unseen items: accuracy change vs zero-shot');
+
+SELECT * FROM plot_gap_profile('profile', 'out/demo/gap_profile',
+                               'Arithmetic, tiny model: accuracy change by train/eval gap');
+
+SELECT * FROM plot_gap_profile('profile_held_out', 'out/demo/gap_profile_held_out',
+                               'Arithmetic, tiny model, unseen items: change by train/eval gap');
 
 SELECT * FROM plot_difficulty('item_difficulty', 'out/demo');

@@ -44,8 +44,9 @@ enum Command {
     /// The run store of fine-tunes and evaluations: `runs list`, `runs clean --older-than DAYS`.
     Runs(RunsArgs),
     /// Pictures (SVG and PNG): `plot matrix` draws a generalization-matrix result as the
-    /// paper's heatmap plus per-bin zero-shot accuracy; `plot difficulty` draws difficulty
-    /// histograms per benchmark.
+    /// paper's heatmap plus per-bin zero-shot accuracy; `plot gap-profile` draws a gap_profile
+    /// result (mean delta by train/eval gap with its interval band); `plot difficulty` draws
+    /// difficulty histograms per benchmark.
     Plot(PlotArgs),
     /// Trains the tiny-model zoo on the synthetic arithmetic benchmark and writes its
     /// leaderboard (responses.parquet) and the items (items.parquet) to a folder.
@@ -69,9 +70,10 @@ struct ZooArgs {
 
 #[derive(Args)]
 struct PlotArgs {
-    /// matrix or difficulty.
+    /// matrix, gap-profile or difficulty.
     what: String,
     /// A Parquet file with the result (matrix: train_bin, eval_bin, delta[, zero_shot_accuracy];
+    /// gap-profile: a gap_profile result;
     /// difficulty: difficulty[, benchmark]).
     #[arg(long)]
     input: Option<PathBuf>,
@@ -465,6 +467,14 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         ),
         ("matrix_zero_shot.png, .svg", "zero-shot accuracy per bin"),
         (
+            "gap_profile.parquet",
+            "mean delta by train/eval gap with intervals, and the slope",
+        ),
+        (
+            "gap_profile.png, .svg",
+            "its picture (gap_profile_held_out: unseen items)",
+        ),
+        (
             "difficulty_arithmetic.png, .svg",
             "the difficulty histogram",
         ),
@@ -816,12 +826,22 @@ async fn run_plot(args: PlotArgs) -> Result<(), String> {
             );
             plot::write_matrix(&grid, &args.out, title)?
         }
+        "gap-profile" => {
+            let profile = plot::GapProfilePoints::from_batches(&batches).ok_or(
+                "the result needs measure, gap, estimate, ci_low and ci_high columns (a gap_profile result)",
+            )?;
+            let title = args
+                .title
+                .as_deref()
+                .unwrap_or("Accuracy change vs zero-shot by train/eval gap");
+            plot::write_gap_profile(&profile, &args.out, title)?
+        }
         "difficulty" => {
             plot::write_difficulty(&plot::difficulties_by_benchmark(&batches)?, &args.out)?
         }
         other => {
             return Err(format!(
-                "unknown plot `{other}`; expected matrix or difficulty"
+                "unknown plot `{other}`; expected matrix, gap-profile or difficulty"
             ))
         }
     };

@@ -10,6 +10,7 @@ pub mod difficulty_quantile;
 pub mod evaluate;
 mod experiment_source;
 pub mod fine_tune;
+pub mod gap_profile;
 pub mod generalization_matrix;
 pub mod irt_abilities;
 pub mod irt_fit;
@@ -20,6 +21,7 @@ pub mod kendall_tau;
 mod lazy;
 mod paired;
 pub mod plot_difficulty;
+pub mod plot_gap_profile;
 pub mod plot_matrix;
 pub mod read_responses;
 pub mod runs;
@@ -78,9 +80,11 @@ pub fn table_function_docs() -> Vec<TableFunctionDoc> {
         fine_tune::DOC,
         evaluate::DOC,
         generalization_matrix::DOC,
+        gap_profile::DOC,
         runs::DOC,
         runs::ITEMS_DOC,
         plot_matrix::DOC,
+        plot_gap_profile::DOC,
         plot_difficulty::DOC,
     ]
 }
@@ -120,9 +124,14 @@ pub fn register_all(ctx: &SessionContext) {
         generalization_matrix::DOC.name,
         Arc::new(generalization_matrix::GeneralizationMatrix),
     );
+    ctx.register_udtf(gap_profile::DOC.name, Arc::new(gap_profile::GapProfile));
     ctx.register_udtf(runs::DOC.name, Arc::new(runs::Runs));
     ctx.register_udtf(runs::ITEMS_DOC.name, Arc::new(runs::RunItems));
     ctx.register_udtf(plot_matrix::DOC.name, Arc::new(plot_matrix::PlotMatrix));
+    ctx.register_udtf(
+        plot_gap_profile::DOC.name,
+        Arc::new(plot_gap_profile::PlotGapProfile),
+    );
     ctx.register_udtf(
         plot_difficulty::DOC.name,
         Arc::new(plot_difficulty::PlotDifficulty),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::evaluation::{run_evaluation, EvalItem, EvalOptions, EvaluationResult};
 use super::finetune::{run_fine_tune, FineTuneOptions};
 use super::store::{ContentHash, RunStore};
-use super::uncertainty::{mcnemar_exact, paired_bootstrap, significant, Correction, Pair};
+use super::uncertainty::{significant, CellOutcomes, Correction};
 use super::{Cancel, ExperimentError, Result};
 
 /// One item of a task: what the model is asked, what it is trained to answer, how its answer
@@ -21,7 +21,13 @@ pub struct TaskItem {
     /// The training target for this item (the paper trains on the reference solution).
     pub response: String,
     pub bin: usize,
+    /// The probability that the item belongs to `bin` given its difficulty's error
+    /// (`crate::stats::bin_stability`), when the bins come from an IRT fit.
+    pub bin_stability: Option<f64>,
 }
+
+/// An item is in a stable bin when it stays there with at least this probability.
+pub const STABLE_BIN: f64 = 0.9;
 
 /// Options of `generalization_matrix`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +40,11 @@ pub struct MatrixOptions {
     /// Share of each bin held out for evaluation (0: evaluate on every item, training items
     /// included, as the paper's code does).
     pub held_out: f64,
-    /// Seeds the held-out split (the fine-tunes use `train.seed`).
+    /// Seeds the held-out split and the bootstrap (the fine-tunes use `seeds` or `train.seed`).
     pub seed: u64,
+    /// Fine-tune every training bin once per seed (each its own cached run); cells report the
+    /// mean over seeds. Default: once, with `train.seed`.
+    pub seeds: Option<Vec<u64>>,
     /// Fine-tuning options (see `fine_tune`).
     pub train: serde_json::Value,
     /// Evaluation options (see `evaluate`).
@@ -81,6 +90,7 @@ impl Default for MatrixOptions {
             train_bins: None,
             held_out: 0.0,
             seed: 42,
+            seeds: None,
             train: serde_json::json!({}),
             evaluate: serde_json::json!({}),
             irt: None,
@@ -119,6 +129,26 @@ impl MatrixOptions {
                 options.ci
             )));
         }
+        if let Some(seeds) = &options.seeds {
+            if seeds.is_empty() {
+                return Err(ExperimentError::Input(
+                    "option `seeds` is empty: give at least one seed, or leave it out for one \
+                     fine-tune per bin with `train.seed`"
+                        .into(),
+                ));
+            }
+            if let Some(k) = (1..seeds.len()).find(|&k| seeds[..k].contains(&seeds[k])) {
+                return Err(ExperimentError::Input(format!(
+                    "option `seeds` lists seed {} twice",
+                    seeds[k]
+                )));
+            }
+            if options.train.get("seed").is_some() {
+                return Err(ExperimentError::Input(
+                    "give the fine-tunes' seeds as `seeds` or as `train.seed`, not both".into(),
+                ));
+            }
+        }
         FineTuneOptions::from_json(&options.train)?;
         EvalOptions::from_json(&options.evaluate)?;
         Ok(options)
@@ -131,18 +161,29 @@ pub struct MatrixCell {
     pub train_bin: usize,
     pub eval_bin: usize,
     pub n_items: usize,
+    /// Mean over seeds.
     pub accuracy: f64,
     pub zero_shot_accuracy: f64,
+    /// Mean over seeds.
     pub delta: f64,
-    /// Paired bootstrap interval of `delta` over the cell's items.
+    pub n_seeds: usize,
+    /// Standard deviation of delta across seeds (`None` with one seed).
+    pub delta_seed_sd: Option<f64>,
+    /// Bootstrap interval of `delta`: seeds, then the cell's items, resampled.
     pub delta_ci_low: f64,
     pub delta_ci_high: f64,
-    /// Exact McNemar test of the cell's paired outcomes, two-sided.
+    /// Exact two-sided test of the cell's paired outcomes (McNemar's with one seed).
     pub p_value: f64,
     /// After the correction across the matrix's cells, at level 1 - `ci`.
     pub significant: bool,
-    pub train_run: String,
-    pub eval_run: String,
+    /// Share of the eval bin's items that stay in it with probability >= `STABLE_BIN`
+    /// (when the bins come from an IRT fit).
+    pub eval_bin_stable_share: Option<f64>,
+    /// The fine-tunes' and their evaluations' run ids, one per seed, in seed order.
+    pub train_runs: Vec<String>,
+    pub eval_runs: Vec<String>,
+    /// The per-item outcomes behind the numbers.
+    pub outcomes: CellOutcomes,
 }
 
 /// The matrix and how much work it took.
@@ -157,7 +198,7 @@ pub struct MatrixResult {
 }
 
 /// Whether `item_id` is held out for evaluation (a seeded hash, so the split is stable).
-fn held_out(item_id: &str, share: f64, seed: u64) -> bool {
+pub fn held_out(item_id: &str, share: f64, seed: u64) -> bool {
     if share <= 0.0 {
         return false;
     }
@@ -174,21 +215,6 @@ fn mix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-fn per_bin(
-    result: &EvaluationResult,
-    bins: &BTreeMap<&str, usize>,
-) -> BTreeMap<usize, (usize, usize)> {
-    let mut out: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
-    for o in &result.items {
-        if let Some(&b) = bins.get(o.item_id.as_str()) {
-            let e = out.entry(b).or_default();
-            e.0 += 1;
-            e.1 += o.correct as usize;
-        }
-    }
-    out
 }
 
 /// Runs (or reuses) every fine-tune and evaluation of the matrix.
@@ -222,10 +248,6 @@ pub fn generalization_matrix(
         };
         eval_options.chat_template = Some(chat);
     }
-    let bins: BTreeMap<&str, usize> = items
-        .iter()
-        .map(|t| (t.item.item_id.as_str(), t.bin))
-        .collect();
     let present: Vec<usize> = {
         let mut b: Vec<usize> = items.iter().map(|t| t.bin).collect();
         b.sort_unstable();
@@ -254,20 +276,67 @@ pub fn generalization_matrix(
             "held_out leaves no item to evaluate; raise it".into(),
         ));
     }
-    let mut fine_tunes_run = 0;
-    let mut evaluations_run = 0;
-    cancel.check("generalization_matrix")?;
-    let zero = run_evaluation(store, base, &eval_items, &eval_options, cancel, progress)?;
-    evaluations_run += !zero.reused as usize;
-    let zero_bins = per_bin(&zero, &bins);
-    let zero_correct: BTreeMap<&str, bool> = zero
-        .items
+    let mut eval_bins: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for t in items.iter().filter(|t| is_eval(t)) {
+        eval_bins
+            .entry(t.bin)
+            .or_default()
+            .push(t.item.item_id.as_str());
+    }
+    if let Some(&empty) = present.iter().find(|b| !eval_bins.contains_key(b)) {
+        let size = items.iter().filter(|t| t.bin == empty).count();
+        return Err(ExperimentError::Input(format!(
+            "bin {empty} has no item in the evaluation split (held_out {} keeps none of its \
+             {size} items); raise held_out",
+            options.held_out
+        )));
+    }
+    let stable_share: BTreeMap<usize, f64> = present
         .iter()
-        .map(|o| (o.item_id.as_str(), o.correct))
+        .filter_map(|&b| {
+            let p: Option<Vec<f64>> = items
+                .iter()
+                .filter(|t| t.bin == b)
+                .map(|t| t.bin_stability)
+                .collect();
+            let p = p?;
+            let stable = p.iter().filter(|&&p| p >= STABLE_BIN).count();
+            Some((b, stable as f64 / p.len() as f64))
+        })
         .collect();
-    let mut cells = Vec::new();
+    let seeds = options
+        .seeds
+        .clone()
+        .unwrap_or_else(|| vec![train_options.sft.seed]);
+    // Each bin's outcomes in the order of `eval_bins`, so that every cell of an eval bin
+    // pairs the same items.
+    let by_bin = |result: &EvaluationResult| -> Result<BTreeMap<usize, Vec<bool>>> {
+        let correct: BTreeMap<&str, bool> = result
+            .items
+            .iter()
+            .map(|o| (o.item_id.as_str(), o.correct))
+            .collect();
+        eval_bins
+            .iter()
+            .map(|(&b, ids)| {
+                let outcomes = ids
+                    .iter()
+                    .map(|id| {
+                        correct.get(id).copied().ok_or_else(|| {
+                            ExperimentError::Input(format!(
+                                "evaluation run {} has no outcome for item {id}",
+                                result.run_id
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<bool>>>()?;
+                Ok((b, outcomes))
+            })
+            .collect()
+    };
+    // Every training bin's pairs, checked before any work starts.
+    let mut train_pairs: Vec<(usize, Vec<(String, String)>)> = Vec::new();
     for &train_bin in &train_bins {
-        cancel.check("generalization_matrix")?;
         let pairs: Vec<(String, String)> = items
             .iter()
             .filter(|t| t.bin == train_bin && (options.held_out == 0.0 || !is_eval(t)))
@@ -278,48 +347,61 @@ pub fn generalization_matrix(
                 "train bin {train_bin} keeps no training item after the held-out split"
             )));
         }
-        let tuned = run_fine_tune(store, base, &pairs, &train_options, cancel, progress)?;
-        fine_tunes_run += !tuned.reused as usize;
-        let evaluated = run_evaluation(
-            store,
-            &tuned.model_path,
-            &eval_items,
-            &eval_options,
-            cancel,
-            progress,
-        )?;
-        evaluations_run += !evaluated.reused as usize;
-        for (eval_bin, (n, right)) in per_bin(&evaluated, &bins) {
-            let (zn, zright) = zero_bins.get(&eval_bin).copied().unwrap_or((0, 0));
-            let accuracy = right as f64 / n as f64;
-            let zero_shot_accuracy = zright as f64 / zn.max(1) as f64;
-            // The cell's items, each with the fine-tuned and the zero-shot outcome.
-            let pairs: Vec<Pair> = evaluated
-                .items
-                .iter()
-                .filter(|o| bins.get(o.item_id.as_str()) == Some(&eval_bin))
-                .filter_map(|o| {
-                    zero_correct
-                        .get(o.item_id.as_str())
-                        .map(|&z| (o.correct, z))
-                })
-                .collect();
+        train_pairs.push((train_bin, pairs));
+    }
+    let mut fine_tunes_run = 0;
+    let mut evaluations_run = 0;
+    cancel.check("generalization_matrix")?;
+    let zero = run_evaluation(store, base, &eval_items, &eval_options, cancel, progress)?;
+    evaluations_run += !zero.reused as usize;
+    let zero_by_bin = by_bin(&zero)?;
+    let mut cells = Vec::new();
+    for (train_bin, pairs) in train_pairs {
+        let (mut train_runs, mut eval_runs, mut tuned_by_bin) = (vec![], vec![], vec![]);
+        for &seed in &seeds {
+            cancel.check("generalization_matrix")?;
+            let mut seeded = train_options.clone();
+            seeded.sft.seed = seed;
+            let tuned = run_fine_tune(store, base, &pairs, &seeded, cancel, progress)?;
+            fine_tunes_run += !tuned.reused as usize;
+            let evaluated = run_evaluation(
+                store,
+                &tuned.model_path,
+                &eval_items,
+                &eval_options,
+                cancel,
+                progress,
+            )?;
+            evaluations_run += !evaluated.reused as usize;
+            tuned_by_bin.push(by_bin(&evaluated)?);
+            train_runs.push(tuned.run_id);
+            eval_runs.push(evaluated.run_id);
+        }
+        for (&eval_bin, zero_shot) in &zero_by_bin {
+            let outcomes = CellOutcomes {
+                zero_shot: zero_shot.clone(),
+                tuned: tuned_by_bin.iter().map(|t| t[&eval_bin].clone()).collect(),
+            };
             let seed = options.seed ^ ((train_bin as u64) << 32 | eval_bin as u64);
             let (delta_ci_low, delta_ci_high) =
-                paired_bootstrap(&pairs, options.bootstrap, options.ci, seed);
+                outcomes.interval(options.bootstrap, options.ci, seed);
             cells.push(MatrixCell {
                 train_bin,
                 eval_bin,
-                n_items: n,
-                accuracy,
-                zero_shot_accuracy,
-                delta: accuracy - zero_shot_accuracy,
+                n_items: outcomes.n_items(),
+                accuracy: outcomes.accuracy(),
+                zero_shot_accuracy: outcomes.zero_shot_accuracy(),
+                delta: outcomes.delta(),
+                n_seeds: outcomes.n_seeds(),
+                delta_seed_sd: outcomes.seed_sd(),
                 delta_ci_low,
                 delta_ci_high,
-                p_value: mcnemar_exact(&pairs),
+                p_value: outcomes.p_value(),
                 significant: false,
-                train_run: tuned.run_id.clone(),
-                eval_run: evaluated.run_id.clone(),
+                eval_bin_stable_share: stable_share.get(&eval_bin).copied(),
+                train_runs: train_runs.clone(),
+                eval_runs: eval_runs.clone(),
+                outcomes,
             });
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod evaluation;
 pub mod finetune;
+pub mod gap_profile;
 pub mod matrix;
 pub mod store;
 pub mod uncertainty;

@@ -268,8 +268,10 @@ fn demo_runs_the_whole_study() {
         "models,items,responses,mean_accuracy\n3,80,240,",
         "spearman_digits,spearman_carries",
         "eval_bin,items,zero_shot",
-        "bin_gap,cells,mean_delta",
+        "measure,gap,direction,n_cells,estimate,ci_low,ci_high",
+        "slope_per_bin,,,100,",
         "results/matrix_heatmap.png",
+        "results/gap_profile.svg",
         "results/difficulty_arithmetic.svg",
     ] {
         assert!(text.contains(needle), "{needle}: {text}");
@@ -279,6 +281,8 @@ fn demo_runs_the_whole_study() {
         "matrix.parquet",
         "matrix_heatmap.svg",
         "matrix_zero_shot.png",
+        "gap_profile.parquet",
+        "gap_profile_held_out.png",
     ] {
         assert!(dir.path().join("results").join(f).exists(), "{f}");
     }

@@ -303,6 +303,7 @@ fn items() -> Vec<TaskItem> {
             },
             response: s,
             bin,
+            bin_stability: None,
         })
         .collect()
 }
@@ -586,6 +587,202 @@ fn paper_pipeline_runs_end_to_end_on_a_tiny_model() {
         .exists());
 }
 
+/// Several seeds: one cached fine-tune per (bin, seed), cells averaged over seeds with their
+/// spread, a deterministic interval, a rerun that retrains nothing, and the gap profile of the
+/// same study from the same runs.
+#[tokio::test]
+async fn matrix_with_seeds_and_its_gap_profile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    tiny(&model);
+    let store = tmp.path().join("runs");
+    let base = OPTIONS
+        .replace("STORE", &store.display().to_string())
+        .replace("\"epochs\": 40", "\"epochs\": 25")
+        // Batches smaller than a bin, so that a seed's shuffle changes the fine-tune.
+        .replace("\"batch_size\": 8", "\"batch_size\": 2");
+    let seeded = |seeds: &str| base.replacen('{', &format!(r#"{{"seeds": {seeds}, "#), 1);
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&task_rows())).await;
+    let m = model.display();
+    let two = seeded("[1, 2]");
+    let q = format!(
+        "SELECT train_bin, eval_bin, n_seeds, delta, delta_seed_sd, delta_ci_low, delta_ci_high, \
+         p_value, significant, train_run, eval_run \
+         FROM generalization_matrix('task', '{m}', '{two}') ORDER BY train_bin, eval_bin"
+    );
+    let cells = sql(&ctx, &q).await;
+    let text = table(&cells);
+    eprintln!("{text}");
+    assert_eq!(column_text(&cells, 2), vec!["2"; 9], "{text}");
+    for (train, eval) in column_text(&cells, 9).iter().zip(column_text(&cells, 10)) {
+        assert_eq!(train.split(',').count(), 2, "{train}");
+        assert_eq!(eval.split(',').count(), 2, "{eval}");
+    }
+    let done = format!(
+        "SELECT kind, count(*) FROM runs('{}') WHERE status = 'done' GROUP BY kind ORDER BY kind",
+        store.display()
+    );
+    assert_eq!(
+        column_text(&sql(&ctx, &done).await, 1),
+        vec!["7", "6"],
+        "1 zero-shot + 6 tuned evaluations, 3 bins x 2 seeds of fine-tunes"
+    );
+    let listing = format!(
+        "SELECT id, updated FROM runs('{}') ORDER BY id",
+        store.display()
+    );
+    let before = table(&sql(&ctx, &listing).await);
+    // Deterministic, and cached: the same table again with nothing run.
+    assert_eq!(table(&sql(&ctx, &q).await), text);
+    assert_eq!(table(&sql(&ctx, &listing).await), before);
+
+    // The mean over seeds is the mean of the one-seed matrices, which reuse the same runs.
+    let one = |seed: u64| {
+        format!(
+            "SELECT delta FROM generalization_matrix('task', '{m}', '{}') ORDER BY train_bin, eval_bin",
+            seeded(&format!("[{seed}]"))
+        )
+    };
+    let numbers = |batches: &[datafusion::arrow::array::RecordBatch], c: usize| -> Vec<f64> {
+        column_text(batches, c)
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (d1, d2) = (
+        numbers(&sql(&ctx, &one(1)).await, 0),
+        numbers(&sql(&ctx, &one(2)).await, 0),
+    );
+    let (delta, sd) = (numbers(&cells, 3), numbers(&cells, 4));
+    assert!(
+        sd.iter().any(|&s| s > 0.0),
+        "the seeds made no difference: {text}"
+    );
+    for k in 0..9 {
+        assert!((delta[k] - (d1[k] + d2[k]) / 2.0).abs() < 1e-12, "cell {k}");
+        let want = (d1[k] - d2[k]).abs() / 2f64.sqrt();
+        assert!(
+            (sd[k] - want).abs() < 1e-12,
+            "cell {k}: sd {} vs {want}",
+            sd[k]
+        );
+    }
+    assert_eq!(table(&sql(&ctx, &listing).await), before);
+    // The per-item pairs behind a cell: run_items of its evaluation and of the zero-shot one.
+    let runs = sql(
+        &ctx,
+        &format!(
+            "SELECT eval_run, zero_shot_run FROM generalization_matrix('task', '{m}', '{two}') \
+             WHERE train_bin = 0 AND eval_bin = 0"
+        ),
+    )
+    .await;
+    let (tuned_run, zero_run) = (
+        column_text(&runs, 0)[0]
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string(),
+        column_text(&runs, 1)[0].clone(),
+    );
+    let s = store.display();
+    let paired = sql(
+        &ctx,
+        &format!(
+            "SELECT avg(CAST(t.correct AS DOUBLE)) - avg(CAST(z.correct AS DOUBLE)) \
+             FROM run_items('{tuned_run}', '{s}') t JOIN run_items('{zero_run}', '{s}') z USING (item_id) \
+             JOIN task USING (item_id) WHERE task.bin = 0"
+        ),
+    )
+    .await;
+    let paired: f64 = column_text(&paired, 0)[0].parse().unwrap();
+    assert!((paired - d1[0]).abs() < 1e-12, "{paired} vs {}", d1[0]);
+    let single = sql(
+        &ctx,
+        &format!(
+            "SELECT count(*) FROM generalization_matrix('task', '{m}', '{}') WHERE delta_seed_sd IS NULL AND n_seeds = 1 AND eval_bin_stable_share IS NULL",
+            seeded("[1]")
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&single, 0), vec!["9"]);
+
+    // The gap profile of the same study: per signed gap the mean of its cells, and a slope.
+    let profile = sql(
+        &ctx,
+        &format!(
+            "SELECT measure, gap, direction, n_cells, estimate, ci_low, ci_high \
+             FROM gap_profile('task', '{m}', '{two}')"
+        ),
+    )
+    .await;
+    let ptext = table(&profile);
+    eprintln!("{ptext}");
+    assert_eq!(
+        column_text(&profile, 1),
+        vec!["-2", "-1", "0", "1", "2", ""],
+        "{ptext}"
+    );
+    assert_eq!(column_text(&profile, 3), vec!["1", "2", "3", "2", "1", "9"]);
+    assert_eq!(column_text(&profile, 0)[5], "slope_per_bin");
+    assert_eq!(column_text(&profile, 2)[0], "trained harder");
+    let estimate = numbers(&profile, 4);
+    let diagonal = (delta[0] + delta[4] + delta[8]) / 3.0;
+    assert!((estimate[2] - diagonal).abs() < 1e-12, "{ptext}");
+    let (low, high) = (numbers(&profile, 5), numbers(&profile, 6));
+    for k in 0..6 {
+        assert!(
+            low[k] <= estimate[k] + 1e-12 && estimate[k] <= high[k] + 1e-12,
+            "{ptext}"
+        );
+    }
+    assert_eq!(table(&sql(&ctx, &listing).await), before);
+
+    // Bad seeds and a bin the evaluation split leaves empty are named.
+    for (bad, named) in [
+        ("[]", "option `seeds` is empty"),
+        ("[3, 4, 3]", "lists seed 3 twice"),
+    ] {
+        let err = sql_err(
+            &ctx,
+            &format!(
+                "SELECT * FROM generalization_matrix('task', '{m}', '{}')",
+                seeded(bad)
+            ),
+        )
+        .await;
+        assert!(err.contains(named), "{bad}: {err}");
+    }
+    let both = seeded("[1]").replace("\"epochs\": 25", "\"epochs\": 25, \"seed\": 5");
+    let err = sql_err(
+        &ctx,
+        &format!("SELECT * FROM generalization_matrix('task', '{m}', '{both}')"),
+    )
+    .await;
+    assert!(err.contains("not both"), "{err}");
+    // A third bin of one item that the held-out split keeps for training only.
+    let held = base.replacen('{', r#"{"held_out": 0.5, "train_bins": [0, 1], "#, 1);
+    let solo = (0..)
+        .map(|k| format!("solo-{k}"))
+        .find(|id| !crossdiff::experiment::matrix::held_out(id, 0.5, 42))
+        .unwrap();
+    let mut rows = task_rows();
+    rows.retain(|r| r.2 < 2);
+    rows.push((solo, "a b c".into(), 2));
+    let ctx = crossdiff::new_context();
+    sql(&ctx, &task_table(&rows)).await;
+    let err = sql_err(
+        &ctx,
+        &format!("SELECT * FROM generalization_matrix('task', '{m}', '{held}')"),
+    )
+    .await;
+    assert!(
+        err.contains("bin 2 has no item in the evaluation split") && err.contains("held_out 0.5"),
+        "{err}"
+    );
+}
+
 /// With the `irt` option the matrix bins items by IRT difficulty fitted from responses.
 #[tokio::test]
 async fn generalization_matrix_bins_by_fitted_difficulty() {
@@ -628,6 +825,21 @@ async fn generalization_matrix_bins_by_fitted_difficulty() {
     assert_eq!(column_text(&out, 0), vec!["0", "1", "2"], "{}", table(&out));
     assert_eq!(column_text(&out, 1), vec!["8", "8", "8"]);
     assert_eq!(column_text(&out, 3), vec!["3", "3", "3"]);
+    // Each bin's share of items whose bin holds given their difficulty's error.
+    let shares = sql(
+        &ctx,
+        &format!(
+            "SELECT DISTINCT eval_bin, eval_bin_stable_share FROM generalization_matrix('SELECT item_id, prompt, response, answer FROM task', '{}', '{options}') ORDER BY eval_bin",
+            model.display()
+        ),
+    )
+    .await;
+    let shares: Vec<f64> = column_text(&shares, 1)
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(shares.len(), 3);
+    assert!(shares.iter().all(|s| (0.0..=1.0).contains(s)), "{shares:?}");
     let err = sql_err(
         &ctx,
         &format!(

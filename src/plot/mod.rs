@@ -1,16 +1,22 @@
 //! Pictures of results: the paper-style generalization heatmap (rows = train bin, columns =
 //! eval bin, a diverging colour scale centred on zero, the value in each cell), per-bin
 //! zero-shot accuracy, and difficulty histograms, as SVG and PNG through plotters; and the
-//! heatmap as coloured text for the terminal.
+//! heatmap as coloured text for the terminal. Where the result carries intervals, the cells
+//! whose interval excludes zero are drawn in bold (the others in grey) and the significant
+//! ones boxed; `gap_profile` draws the mean delta by gap with its interval band.
 //!
 //! Text needs a TrueType font, found at run time: `$CROSSDIFF_FONT`, else the usual system
 //! locations (DejaVu Sans, Liberation Sans, Arial), else any `.ttf` under /usr/share/fonts.
 
-use std::collections::BTreeMap;
+mod gap_profile;
+
+pub use gap_profile::{write_gap_profile, GapProfilePoints};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use datafusion::arrow::array::{Array, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use plotters::coord::Shift;
@@ -48,7 +54,14 @@ fn ensure_font() -> Result<(), String> {
             // plotters keeps fonts for the life of the process.
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             if plotters::style::register_font(FAMILY, FontStyle::Normal, bytes).is_ok() {
-                let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, bytes);
+                // The family's bold face when it sits beside the regular one, else the regular.
+                let bold = bold_sibling(&path)
+                    .and_then(|p| std::fs::read(p).ok())
+                    .map(|b| &*Box::leak(b.into_boxed_slice()))
+                    .unwrap_or(bytes);
+                if plotters::style::register_font(FAMILY, FontStyle::Bold, bold).is_err() {
+                    let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, bytes);
+                }
                 return Ok(path);
             }
         }
@@ -60,6 +73,14 @@ fn ensure_font() -> Result<(), String> {
     .as_ref()
     .map(|_| ())
     .map_err(Clone::clone)
+}
+
+/// `DejaVuSans-Bold.ttf` beside `DejaVuSans.ttf`, `...-Bold.ttf` beside `...-Regular.ttf`.
+fn bold_sibling(regular: &Path) -> Option<PathBuf> {
+    let stem = regular.file_stem()?.to_str()?;
+    let base = stem.strip_suffix("-Regular").unwrap_or(stem);
+    let bold = regular.with_file_name(format!("{base}-Bold.ttf"));
+    bold.exists().then_some(bold)
 }
 
 fn any_ttf(dir: &Path, depth: usize) -> Vec<PathBuf> {
@@ -90,6 +111,19 @@ pub struct MatrixGrid {
     pub delta: BTreeMap<(i64, i64), f64>,
     /// Zero-shot accuracy per eval bin, when the result has it.
     pub zero_shot: BTreeMap<i64, f64>,
+    /// Whether the result has intervals (`delta_ci_low`, `delta_ci_high`).
+    pub has_intervals: bool,
+    /// Cells whose interval excludes zero.
+    pub excludes_zero: BTreeSet<(i64, i64)>,
+    /// Cells marked `significant` (after the correction across cells).
+    pub significant: BTreeSet<(i64, i64)>,
+}
+
+fn column_bool(batch: &RecordBatch, name: &str) -> Option<Vec<bool>> {
+    let i = batch.schema().index_of(name).ok()?;
+    let a = cast(batch.column(i), &DataType::Boolean).ok()?;
+    let a = a.as_any().downcast_ref::<BooleanArray>()?.clone();
+    Some((0..a.len()).map(|r| a.is_valid(r) && a.value(r)).collect())
 }
 
 fn column_f64(batch: &RecordBatch, name: &str) -> Option<Vec<Option<f64>>> {
@@ -122,6 +156,9 @@ impl MatrixGrid {
             eval_bins: Vec::new(),
             delta: BTreeMap::new(),
             zero_shot: BTreeMap::new(),
+            has_intervals: false,
+            excludes_zero: BTreeSet::new(),
+            significant: BTreeSet::new(),
         };
         for batch in batches {
             let (t, e, d) = (
@@ -130,9 +167,21 @@ impl MatrixGrid {
                 column_f64(batch, "delta")?,
             );
             let z = column_f64(batch, "zero_shot_accuracy");
+            let interval =
+                column_f64(batch, "delta_ci_low").zip(column_f64(batch, "delta_ci_high"));
+            let significant = column_bool(batch, "significant");
+            grid.has_intervals |= interval.is_some();
             for r in 0..batch.num_rows() {
                 if let (Some(t), Some(e), Some(d)) = (t[r], e[r], d[r]) {
                     grid.delta.insert((t, e), d);
+                    if let Some((lo, hi)) = &interval {
+                        if lo[r].is_some_and(|l| l > 0.0) || hi[r].is_some_and(|h| h < 0.0) {
+                            grid.excludes_zero.insert((t, e));
+                        }
+                    }
+                    if significant.as_ref().is_some_and(|s| s[r]) {
+                        grid.significant.insert((t, e));
+                    }
                     if let Some(Some(z)) = z.as_ref().map(|z| z[r]) {
                         grid.zero_shot.insert(e, z);
                     }
@@ -159,6 +208,15 @@ impl MatrixGrid {
     }
 }
 
+/// `value` with two decimals and its sign, zero unsigned (no "-0.00" on an axis).
+fn signed(value: f64) -> String {
+    if value.abs() < 0.005 {
+        "0.00".into()
+    } else {
+        format!("{value:+.2}")
+    }
+}
+
 /// The diverging colour of `value` on a scale of ±`scale`: blue below zero, white at zero,
 /// red above (the paper's heatmaps).
 fn diverging(value: f64, scale: f64) -> (u8, u8, u8) {
@@ -173,30 +231,51 @@ fn diverging(value: f64, scale: f64) -> (u8, u8, u8) {
 }
 
 /// The heatmap as text: one row per train bin, the delta in each cell, coloured backgrounds
-/// when `color` (ANSI 24-bit).
+/// when `color` (ANSI 24-bit). With intervals, `*` marks a cell whose interval excludes zero
+/// and `**` a significant one (bold on a terminal).
 pub fn terminal_heatmap(grid: &MatrixGrid, color: bool) -> String {
     let scale = grid.scale();
+    let marks = grid.has_intervals || !grid.significant.is_empty();
+    let width = if marks { 8 } else { 6 };
     let mut out = String::from("delta vs zero-shot (rows: train bin, columns: eval bin)\n");
     out.push_str("train\\eval");
     for e in &grid.eval_bins {
-        out.push_str(&format!(" {e:>6}"));
+        out.push_str(&format!(" {e:>width$}"));
     }
     out.push('\n');
     for t in &grid.train_bins {
         out.push_str(&format!("{t:>10}"));
         for e in &grid.eval_bins {
-            match grid.delta.get(&(*t, *e)) {
+            let key = (*t, *e);
+            let mark = match (
+                grid.significant.contains(&key),
+                grid.excludes_zero.contains(&key),
+            ) {
+                _ if !marks => "",
+                (true, _) => "**",
+                (false, true) => "* ",
+                (false, false) => "  ",
+            };
+            match grid.delta.get(&key) {
                 Some(d) if color => {
                     let (r, g, b) = diverging(*d, scale);
+                    let bold = if grid.significant.contains(&key) {
+                        "\x1b[1m"
+                    } else {
+                        ""
+                    };
                     out.push_str(&format!(
-                        " \x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{d:>+6.2}\x1b[0m"
+                        " \x1b[48;2;{r};{g};{b}m\x1b[38;2;0;0;0m{bold}{d:>+6.2}{mark}\x1b[0m"
                     ));
                 }
-                Some(d) => out.push_str(&format!(" {d:>+6.2}")),
-                None => out.push_str("      ."),
+                Some(d) => out.push_str(&format!(" {d:>+6.2}{mark}")),
+                None => out.push_str(&format!(" {:>width$}", ".")),
             }
         }
         out.push('\n');
+    }
+    if marks {
+        out.push_str("* interval excludes 0   ** significant after the correction across cells\n");
     }
     out
 }
@@ -209,6 +288,19 @@ fn draw_heatmap<DB: DrawingBackend>(
     let e = |e: &dyn std::fmt::Display| e.to_string();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let root = root.titled(title, (FAMILY, 22)).map_err(|x| e(&x))?;
+    let root = if grid.has_intervals {
+        let (top, legend) = root.split_vertically(root.dim_in_pixel().1 as i32 - 26);
+        legend
+            .draw_text(
+                "bold: interval excludes 0   grey: it does not   boxed: significant after correction",
+                &TextStyle::from((FAMILY, 14).into_font()).color(&RGBColor(60, 60, 60)),
+                (14, 4),
+            )
+            .map_err(|x| e(&x))?;
+        top
+    } else {
+        root
+    };
     let (area, bar) = root.split_horizontally((86).percent_width());
     let (n_e, n_t) = (grid.eval_bins.len() as i32, grid.train_bins.len() as i32);
     let scale = grid.scale();
@@ -260,12 +352,36 @@ fn draw_heatmap<DB: DrawingBackend>(
                     RGBColor(r, g, bl).filled(),
                 )))
                 .map_err(|x| e(&x))?;
-            let style = TextStyle::from((FAMILY, size).into_font())
-                .color(&BLACK)
-                .pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Center,
-                    plotters::style::text_anchor::VPos::Center,
-                ));
+            if grid.significant.contains(&(*t, *b)) {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [
+                            (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                        ],
+                        BLACK.stroke_width(3),
+                    )))
+                    .map_err(|x| e(&x))?;
+            }
+            // With intervals: cells that are more than noise in bold, the others in grey.
+            let clear = !grid.has_intervals || grid.excludes_zero.contains(&(*t, *b));
+            let font = if grid.has_intervals && clear {
+                (FAMILY, size, FontStyle::Bold).into_font()
+            } else {
+                (FAMILY, size).into_font()
+            };
+            let ink = if clear {
+                BLACK
+            } else {
+                RGBColor(110, 110, 110)
+            };
+            let style =
+                TextStyle::from(font)
+                    .color(&ink)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Center,
+                    ));
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{d:+.2}"),
@@ -288,7 +404,7 @@ fn draw_heatmap<DB: DrawingBackend>(
         .disable_mesh()
         .disable_x_axis()
         .y_labels(5)
-        .y_label_formatter(&|v| format!("{v:+.2}"))
+        .y_label_formatter(&|v| signed(*v))
         .label_style((FAMILY, 12))
         .draw()
         .map_err(|x| e(&x))?;
@@ -571,7 +687,50 @@ mod tests {
             eval_bins: vec![0, 1, 2],
             delta,
             zero_shot: [(0, 0.8), (1, 0.5), (2, 0.2)].into_iter().collect(),
+            has_intervals: false,
+            excludes_zero: BTreeSet::new(),
+            significant: BTreeSet::new(),
         }
+    }
+
+    fn grid_with_intervals() -> MatrixGrid {
+        MatrixGrid {
+            has_intervals: true,
+            excludes_zero: [(0, 0), (1, 1), (2, 2), (2, 0)].into_iter().collect(),
+            significant: [(0, 0), (2, 2)].into_iter().collect(),
+            ..grid()
+        }
+    }
+
+    /// A matrix result's intervals and significance reach the grid.
+    #[test]
+    fn grid_reads_intervals() {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("train_bin", DataType::Int64, false),
+            Field::new("eval_bin", DataType::Int64, false),
+            Field::new("delta", DataType::Float64, false),
+            Field::new("delta_ci_low", DataType::Float64, false),
+            Field::new("delta_ci_high", DataType::Float64, false),
+            Field::new("significant", DataType::Boolean, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![0, 0, 1])),
+                Arc::new(Int64Array::from(vec![0, 1, 0])),
+                Arc::new(Float64Array::from(vec![0.3, -0.2, 0.01])),
+                Arc::new(Float64Array::from(vec![0.1, -0.3, -0.1])),
+                Arc::new(Float64Array::from(vec![0.5, -0.05, 0.1])),
+                Arc::new(BooleanArray::from(vec![true, false, false])),
+            ],
+        )
+        .unwrap();
+        let g = MatrixGrid::from_batches(&[batch]).unwrap();
+        assert!(g.has_intervals);
+        assert_eq!(g.excludes_zero, [(0, 0), (0, 1)].into_iter().collect());
+        assert_eq!(g.significant, [(0, 0)].into_iter().collect());
     }
 
     #[test]
@@ -582,6 +741,13 @@ mod tests {
         let text = terminal_heatmap(&grid(), false);
         assert!(text.contains("     0  +0.30  -0.10  -0.20"), "{text}");
         assert!(terminal_heatmap(&grid(), true).contains("\x1b[48;2;178;24;43m"));
+        let marked = terminal_heatmap(&grid_with_intervals(), false);
+        assert!(
+            marked.contains("         2  -0.20*   -0.10    +0.30**"),
+            "{marked}"
+        );
+        assert!(marked.contains("** significant"), "{marked}");
+        assert!(terminal_heatmap(&grid_with_intervals(), true).contains("\x1b[1m"));
     }
 
     #[test]
@@ -597,6 +763,12 @@ mod tests {
         let png = std::fs::read(&files[1]).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         write_zero_shot(&grid(), &tmp.path().join("z"), "zero-shot").unwrap();
+        let files = write_heatmap(&grid_with_intervals(), &tmp.path().join("i"), "test").unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(
+            svg.contains("bold") && svg.contains("boxed: significant"),
+            "{svg}"
+        );
         write_histogram(&[0.1, 0.5, -1.0, 2.0], 4, &tmp.path().join("h"), "hist").unwrap();
     }
 }
