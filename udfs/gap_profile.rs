@@ -1,19 +1,17 @@
 //! `gap_profile(task_source, base_model [, options])`: the generalization matrix read by the
 //! distance between the bin trained on and the bin evaluated.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 
-use super::experiment_source::{lazy_table, ExperimentCall};
-use super::generalization_matrix::run_matrix;
+use super::experiment_source::lazy_table;
+use super::generalization_matrix::{parse_matrix_call, run_matrix};
 use super::TableFunctionDoc;
 use crate::experiment::gap_profile::{direction, gap_profile, GapRow};
-use crate::experiment::matrix::MatrixOptions;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "gap_profile",
@@ -75,15 +73,7 @@ fn batch(rows: &[GapRow]) -> Result<RecordBatch> {
 
 impl TableFunctionImpl for GapProfile {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let call = ExperimentCall::parse(
-            DOC.name,
-            DOC.syntax,
-            ["task_source", "base_model"],
-            args.exprs(),
-        )?;
-        let options = MatrixOptions::from_json(&call.options)
-            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;
-        let (source, model) = (call.first, PathBuf::from(call.second));
+        let (source, model, options) = parse_matrix_call(&DOC, &args)?;
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {

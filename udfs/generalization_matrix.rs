@@ -273,17 +273,25 @@ pub(crate) async fn run_matrix(
     Ok(result)
 }
 
+/// The arguments `(task_source, base_model [, options])` of a function that runs the study.
+pub(crate) fn parse_matrix_call(
+    doc: &TableFunctionDoc,
+    args: &TableFunctionArgs,
+) -> Result<(String, PathBuf, MatrixOptions)> {
+    let call = ExperimentCall::parse(
+        doc.name,
+        doc.syntax,
+        ["task_source", "base_model"],
+        args.exprs(),
+    )?;
+    let options = MatrixOptions::from_json(&call.options)
+        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", doc.name)))?;
+    Ok((call.first, PathBuf::from(call.second), options))
+}
+
 impl TableFunctionImpl for GeneralizationMatrix {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let call = ExperimentCall::parse(
-            DOC.name,
-            DOC.syntax,
-            ["task_source", "base_model"],
-            args.exprs(),
-        )?;
-        let options = MatrixOptions::from_json(&call.options)
-            .map_err(|e| DataFusionError::Plan(format!("generalization_matrix: {e}")))?;
-        let (source, model) = (call.first, PathBuf::from(call.second));
+        let (source, model, options) = parse_matrix_call(&DOC, &args)?;
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {

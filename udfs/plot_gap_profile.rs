@@ -1,14 +1,13 @@
 //! `plot_gap_profile(source, path_stem [, title])`: the gap profile's picture.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 
 use super::experiment_source::{lazy_table, read_source};
-use super::plot_matrix::{files_batch, files_schema};
-use super::{string_arg, TableFunctionDoc};
+use super::plot_matrix::{files_batch, files_schema, parse_plot_call};
+use super::TableFunctionDoc;
 use crate::plot::{write_gap_profile, GapProfilePoints};
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
@@ -26,14 +25,11 @@ pub struct PlotGapProfile;
 
 impl TableFunctionImpl for PlotGapProfile {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
-        DOC.check_arg_count(exprs, 2..=3)?;
-        let source = string_arg(DOC.name, exprs, 0, "source")?;
-        let stem = PathBuf::from(string_arg(DOC.name, exprs, 1, "path_stem")?);
-        let title = match exprs.len() {
-            3 => string_arg(DOC.name, exprs, 2, "title")?,
-            _ => "Accuracy change vs zero-shot by train/eval gap".to_string(),
-        };
+        let (source, stem, title) = parse_plot_call(
+            &DOC,
+            &args,
+            "Accuracy change vs zero-shot by train/eval gap",
+        )?;
         Ok(lazy_table(files_schema(), move |ctx| {
             let (source, stem, title) = (source.clone(), stem.clone(), title.clone());
             async move {

@@ -40,16 +40,26 @@ pub(crate) fn files_batch(files: &[PathBuf]) -> Result<RecordBatch> {
     )?)
 }
 
+/// The arguments `(source, path_stem [, title])` of a plot function.
+pub(crate) fn parse_plot_call(
+    doc: &TableFunctionDoc,
+    args: &TableFunctionArgs,
+    default_title: &str,
+) -> Result<(String, PathBuf, String)> {
+    let exprs = args.exprs();
+    doc.check_arg_count(exprs, 2..=3)?;
+    let source = string_arg(doc.name, exprs, 0, "source")?;
+    let stem = PathBuf::from(string_arg(doc.name, exprs, 1, "path_stem")?);
+    let title = match exprs.len() {
+        3 => string_arg(doc.name, exprs, 2, "title")?,
+        _ => default_title.to_string(),
+    };
+    Ok((source, stem, title))
+}
+
 impl TableFunctionImpl for PlotMatrix {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
-        DOC.check_arg_count(exprs, 2..=3)?;
-        let source = string_arg(DOC.name, exprs, 0, "source")?;
-        let stem = PathBuf::from(string_arg(DOC.name, exprs, 1, "path_stem")?);
-        let title = match exprs.len() {
-            3 => string_arg(DOC.name, exprs, 2, "title")?,
-            _ => "Accuracy change vs zero-shot".to_string(),
-        };
+        let (source, stem, title) = parse_plot_call(&DOC, &args, "Accuracy change vs zero-shot")?;
         Ok(lazy_table(files_schema(), move |ctx| {
             let (source, stem, title) = (source.clone(), stem.clone(), title.clone());
             async move {
