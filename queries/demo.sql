@@ -90,8 +90,10 @@ SELECT eval_bin, any_value(n_items) AS items, round(any_value(zero_shot_accuracy
 FROM matrix GROUP BY eval_bin ORDER BY eval_bin;
 
 -- The matrix (delta = accuracy after fine-tuning on train_bin - zero-shot accuracy), with
--- its heatmap.
-SELECT train_bin, eval_bin, round(accuracy, 3) AS accuracy, round(delta, 3) AS delta
+-- its heatmap (* marks a cell whose interval excludes zero, ** a significant one).
+SELECT train_bin, eval_bin, round(accuracy, 3) AS accuracy, round(delta, 3) AS delta,
+       round(delta_ci_low, 3) AS delta_ci_low, round(delta_ci_high, 3) AS delta_ci_high,
+       significant
 FROM matrix ORDER BY train_bin, eval_bin;
 
 -- Which cells are more than noise? Each has a paired bootstrap interval of its delta over the

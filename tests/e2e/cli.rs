@@ -342,15 +342,15 @@ fn check_shipped_demo(full: bool) {
         "items.parquet differs from zoo.json's benchmark"
     );
     // Bitwise reproduction needs the same float kernels: the shipped build was made on x86-64
-    // with AVX2 and FMA (candle's matrix kernels there); other CPUs may round sums
-    // differently, and a few answers could change.
+    // with AVX-512 (the gemm crate's avx512f matrix kernels, chosen at run time); other CPUs
+    // round sums differently, and a few answers could change.
     #[cfg(target_arch = "x86_64")]
-    let same_kernels = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    let same_kernels = is_x86_feature_detected!("avx512f");
     #[cfg(not(target_arch = "x86_64"))]
     let same_kernels = false;
     if !same_kernels {
         eprintln!(
-            "SKIPPED: data/demo was built with x86-64 AVX2/FMA kernels, which this CPU lacks"
+            "SKIPPED: data/demo was built with x86-64 AVX-512 matrix kernels, which this CPU lacks"
         );
         return;
     }
