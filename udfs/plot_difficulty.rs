@@ -17,7 +17,7 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     description: "Draws the distribution of item difficulty (source: a table name or a query with a difficulty \
 column and optionally benchmark, such as an irt_fit result) as one 20-bar histogram per benchmark, \
 <folder>/difficulty_<benchmark>.svg/.png. Returns one row per file written (file).",
-    example: "SELECT * FROM plot_difficulty('SELECT benchmark, difficulty FROM irt_fit(''responses'')', 'out/plots');",
+    example: "SELECT * FROM plot_difficulty('SELECT benchmark, difficulty FROM irt_fit(''responses'', ''1pl'', ''jml'')', 'out/plots');",
 };
 
 #[derive(Debug, Default)]
