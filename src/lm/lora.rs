@@ -227,7 +227,7 @@ fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let in_dim = *dims.last().expect("projection input has a feature axis");
     let rows = x.elem_count() / in_dim;
-    let y = x.reshape((rows, in_dim))?.matmul(&w.t()?)?;
+    let y = super::few_rows::matmul_wt(&x.reshape((rows, in_dim))?, w)?;
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,

@@ -5,9 +5,11 @@
 pub mod allocator;
 pub mod answers;
 pub mod bench;
+pub mod cached_attention;
 pub mod config;
 pub mod device;
 pub mod evaluate;
+pub mod few_rows;
 pub mod files;
 pub mod kernels;
 pub mod lora;

@@ -6,6 +6,8 @@
 //! Every op here has a backward pass in candle: softmax, RMSNorm and RoPE are composed from
 //! basic ops on purpose (candle's fused versions record no gradient).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{embedding, Embedding, Init, VarBuilder};
 
@@ -105,7 +107,7 @@ impl Attention {
         &self,
         x: &Tensor,
         rope: &Rope,
-        mask: &Tensor,
+        mask: &AttentionMask,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         dropout_seed: Option<u64>,
     ) -> Result<Tensor> {
@@ -131,6 +133,13 @@ impl Attention {
                 (k, v)
             }
             None => (k, v),
+        };
+        let mask = match &mask.tensor {
+            Some(mask) => mask,
+            None => {
+                let out = super::cached_attention::cached_attention(&q, &k, &v, mask.host.clone())?;
+                return self.o_proj.forward(&out, dropout_seed);
+            }
         };
         // Grouped-query attention: each key/value head serves heads / kv_heads query heads.
         let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
@@ -206,7 +215,7 @@ impl Block {
         &self,
         x: &Tensor,
         rope: &Rope,
-        mask: &Tensor,
+        mask: &AttentionMask,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         dropout_seed: Option<u64>,
     ) -> Result<Tensor> {
@@ -223,6 +232,13 @@ impl Block {
             .forward(&self.post_attention_layernorm.forward(&x)?, dropout_seed)?;
         Ok((x + mlp)?)
     }
+}
+
+/// The additive attention mask (B, 1, T, S): on the host for the fused attention over a
+/// cache, or as a tensor for the composed ops.
+struct AttentionMask {
+    host: Arc<Vec<f32>>,
+    tensor: Option<Tensor>,
 }
 
 /// A decoder-only transformer of the Qwen2 / Llama families.
@@ -338,7 +354,7 @@ impl Decoder {
 
     /// Logits (N, vocab) of hidden states (N, hidden).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(hidden.matmul(&self.lm_head.t()?)?)
+        super::few_rows::matmul_wt(hidden, &self.lm_head)
     }
 
     /// An empty cache for `batch` rows.
@@ -387,8 +403,22 @@ impl Decoder {
         let (b, t) = input_ids.dims2()?;
         let total = additive.len() / (b * t).max(1);
         let positions = Tensor::from_vec(positions, (b, t), &self.device)?.to_dtype(self.dtype)?;
-        let mask =
-            Tensor::from_vec(additive, (b, 1, t, total), &self.device)?.to_dtype(self.dtype)?;
+        // Through a cache nothing is trained: one fused pass where a kernel serves the device.
+        let fused = cache.is_some() && self.device.is_cpu() && self.dtype == DType::F32;
+        let mask = if fused {
+            AttentionMask {
+                host: Arc::new(additive),
+                tensor: None,
+            }
+        } else {
+            AttentionMask {
+                host: Arc::default(),
+                tensor: Some(
+                    Tensor::from_vec(additive, (b, 1, t, total), &self.device)?
+                        .to_dtype(self.dtype)?,
+                ),
+            }
+        };
         let rope = Rope::new(&positions, &self.inverse_frequencies)?;
         let mut x = self.embed_tokens.forward(input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
