@@ -18,6 +18,7 @@ trait Real: Copy + Send + Sync + PartialOrd + 'static {
     fn exp(self) -> Self;
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
+    fn add(self, o: Self) -> Self;
     const ZERO: Self;
     const NEG_INF: Self;
 }
@@ -39,6 +40,9 @@ macro_rules! real {
             }
             fn mul(self, o: Self) -> Self {
                 self * o
+            }
+            fn add(self, o: Self) -> Self {
+                self + o
             }
             const ZERO: Self = 0.0;
             const NEG_INF: Self = <$t>::NEG_INFINITY;
@@ -122,15 +126,97 @@ impl CustomOp1 for Softmax {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(
-            res.contiguous()?
-                .apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxGrad)?,
-        ))
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &SoftmaxGrad { scale: None },
+        )?))
     }
 }
 
-/// dx = y * (dy - sum(dy * y)) per row, from the softmax output y and its gradient dy.
-struct SoftmaxGrad;
+/// The attention softmax with its scale and mask folded in: softmax(x * scale + mask) over
+/// the last dimension of x (B, H, T, S), the additive mask (B, 1, T, S) given row-major on
+/// the host (no mask tensor, no scaled or masked temporaries). The arithmetic is the composed
+/// ops' (`x / sqrt(d)` is candle's affine `x * scale + 0`, then the mask is added), so values
+/// and gradients are bit-identical to them.
+struct MaskedSoftmax {
+    scale: f64,
+    mask: Arc<Vec<f32>>,
+}
+
+impl CustomOp1 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "crossdiff-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, t, s) = layout.shape().dims4()?;
+        if self.mask.len() != b * t * s {
+            return Err(candle_core::Error::Msg(format!(
+                "{}: a mask of {} values for scores {:?}",
+                self.name(),
+                self.mask.len(),
+                layout.shape()
+            )));
+        }
+        let out = match storage {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(self.run(contiguous::<f32>(storage, layout, self.name())?, h, t, s))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(self.run(contiguous::<f64>(storage, layout, self.name())?, h, t, s))
+            }
+            _ => return Err(wrong_dtype(self.name())),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &SoftmaxGrad {
+                scale: Some(self.scale),
+            },
+        )?))
+    }
+}
+
+impl MaskedSoftmax {
+    fn run<T: Real>(&self, x: &[T], heads: usize, t: usize, s: usize) -> Vec<T> {
+        let (scale, zero) = (T::from_f64(self.scale), T::from_f64(0.0));
+        let mut out = vec![T::ZERO; x.len()];
+        out.par_chunks_mut(s)
+            .zip(x.par_chunks(s))
+            .enumerate()
+            .for_each_init(
+                || vec![T::ZERO; s],
+                |shifted, (row, (o, r))| {
+                    // Row (b, h, q) of the scores reads mask row (b, q).
+                    let (b, q) = (row / (heads * t), row % t);
+                    let mask = &self.mask[(b * t + q) * s..(b * t + q + 1) * s];
+                    for ((z, &v), &m) in shifted.iter_mut().zip(r).zip(mask) {
+                        *z = v.mul(scale).add(zero).add(T::from_f64(m as f64));
+                    }
+                    softmax_row(shifted, o);
+                },
+            );
+        out
+    }
+}
+
+/// dx = y * (dy - sum(dy * y)) per row, from the softmax output y and its gradient dy; times
+/// `scale` (as candle's affine backward computes it) when the softmax's input was scaled.
+struct SoftmaxGrad {
+    scale: Option<f64>,
+}
 
 impl CustomOp2 for SoftmaxGrad {
     fn name(&self) -> &'static str {
@@ -144,7 +230,7 @@ impl CustomOp2 for SoftmaxGrad {
         dy: &CpuStorage,
         dy_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        fn run<T: Real>(y: &[T], dy: &[T], dim: usize) -> Vec<T> {
+        fn run<T: Real>(y: &[T], dy: &[T], dim: usize, scale: Option<f64>) -> Vec<T> {
             let mut out = vec![T::ZERO; y.len()];
             out.par_chunks_mut(dim)
                 .zip(y.par_chunks(dim).zip(dy.par_chunks(dim)))
@@ -154,9 +240,14 @@ impl CustomOp2 for SoftmaxGrad {
                     for ((o, &y), &g) in o.iter_mut().zip(y).zip(dy) {
                         *o = y.mul(g.sub(dot));
                     }
+                    if let Some(scale) = scale {
+                        let (scale, zero) = (T::from_f64(scale), T::from_f64(0.0));
+                        o.iter_mut().for_each(|o| *o = o.mul(scale).add(zero));
+                    }
                 });
             out
         }
+        let scale = self.scale;
         let dim = y_layout.dims().last().copied().unwrap_or(1).max(1);
         let name = self.name();
         let out = match y {
@@ -164,11 +255,13 @@ impl CustomOp2 for SoftmaxGrad {
                 contiguous::<f32>(y, y_layout, name)?,
                 contiguous::<f32>(dy, dy_layout, name)?,
                 dim,
+                scale,
             )),
             CpuStorage::F64(_) => CpuStorage::F64(run(
                 contiguous::<f64>(y, y_layout, name)?,
                 contiguous::<f64>(dy, dy_layout, name)?,
                 dim,
+                scale,
             )),
             _ => return Err(wrong_dtype(name)),
         };
@@ -187,6 +280,14 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     } else {
         Ok(candle_nn::ops::softmax(x, D::Minus1)?)
     }
+}
+
+/// softmax(scores * scale + mask) over the last dimension of scores (B, H, T, S), with the
+/// additive mask (B, 1, T, S) row-major; differentiable. CPU, f32 or f64.
+pub fn masked_softmax(scores: &Tensor, scale: f64, mask: Arc<Vec<f32>>) -> Result<Tensor> {
+    Ok(scores
+        .contiguous()?
+        .apply_op1(MaskedSoftmax { scale, mask })?)
 }
 
 /// Negative log-likelihood of one target per row of `logits` (N, V).
@@ -433,5 +534,82 @@ mod tests {
         let x = sample((2, 3), DType::F32);
         assert!(token_nll(x.as_tensor(), &[0, 3]).is_err());
         assert!(token_nll(x.as_tensor(), &[0]).is_err());
+    }
+
+    /// The masked softmax is the composed `softmax(x / sqrt(d) + mask)` bit for bit, values and
+    /// gradients, in f64 and f32.
+    #[test]
+    fn masked_softmax_is_the_composed_ops_exactly() {
+        let (b, h, t, s, d) = (2, 3, 4, 5, 16);
+        let mask: Vec<f32> = (0..b * t * s)
+            .map(|k| {
+                if k % 7 == 3 {
+                    -1e9
+                } else {
+                    (k % 3) as f32 * 0.25
+                }
+            })
+            .collect();
+        for dtype in [DType::F64, DType::F32] {
+            let x = Var::from_tensor(
+                &sample((b * h * t, s), dtype)
+                    .as_tensor()
+                    .reshape((b, h, t, s))
+                    .unwrap(),
+            )
+            .unwrap();
+            let weights = sample((b * h * t, s), dtype)
+                .as_tensor()
+                .reshape((b, h, t, s))
+                .unwrap()
+                .sin()
+                .unwrap();
+            let scale = 1.0 / (d as f64).sqrt();
+            let fused = masked_softmax(x.as_tensor(), scale, Arc::new(mask.clone())).unwrap();
+            let mask_t = Tensor::from_vec(mask.clone(), (b, 1, t, s), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let plain = softmax_last_dim(
+                &(x.as_tensor() / (d as f64).sqrt())
+                    .unwrap()
+                    .broadcast_add(&mask_t)
+                    .unwrap(),
+            )
+            .unwrap();
+            let bits = |t: &Tensor| -> Vec<u64> {
+                t.flatten_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::to_bits)
+                    .collect()
+            };
+            assert_eq!(bits(&fused), bits(&plain), "{dtype:?} values");
+            let grad = |y: Tensor| {
+                (y * &weights)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+                    .get(&x)
+                    .unwrap()
+                    .clone()
+            };
+            assert_eq!(
+                bits(&grad(fused)),
+                bits(&grad(plain)),
+                "{dtype:?} gradients"
+            );
+        }
+        let x = sample((4, 5), DType::F32)
+            .as_tensor()
+            .reshape((1, 1, 4, 5))
+            .unwrap();
+        assert!(masked_softmax(&x, 1.0, Arc::new(vec![0.0; 3])).is_err());
     }
 }

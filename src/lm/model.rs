@@ -134,18 +134,24 @@ impl Attention {
             }
             None => (k, v),
         };
-        let mask = match &mask.tensor {
-            Some(mask) => mask,
-            None => {
-                let out = super::cached_attention::cached_attention(&q, &k, &v, mask.host.clone())?;
+        if let AttentionMask::Host { mask, cached: true } = mask {
+            if super::cached_attention::available(&q) {
+                let out = super::cached_attention::cached_attention(&q, &k, &v, mask.clone())?;
                 return self.o_proj.forward(&out, dropout_seed);
             }
-        };
+        }
         // Grouped-query attention: each key/value head serves heads / kv_heads query heads.
         let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (self.head_size as f64).sqrt())?
-            .broadcast_add(mask)?;
-        let weights = super::kernels::softmax_last_dim(&scores)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let scale = 1.0 / (self.head_size as f64).sqrt();
+        let weights = match mask {
+            AttentionMask::Host { mask, .. } => {
+                super::kernels::masked_softmax(&scores, scale, mask.clone())?
+            }
+            AttentionMask::Tensor(mask) => super::kernels::softmax_last_dim(
+                &(scores / (self.head_size as f64).sqrt())?.broadcast_add(mask)?,
+            )?,
+        };
         let out = weights
             .matmul(&v)?
             .transpose(1, 2)?
@@ -234,11 +240,12 @@ impl Block {
     }
 }
 
-/// The additive attention mask (B, 1, T, S): on the host for the fused attention over a
-/// cache, or as a tensor for the composed ops.
-struct AttentionMask {
-    host: Arc<Vec<f32>>,
-    tensor: Option<Tensor>,
+/// The additive attention mask (B, 1, T, S): on the host for the CPU kernels (the masked
+/// softmax; with `cached`, the fused attention over a KV cache, where nothing is trained), or
+/// as a tensor for the composed ops on other devices.
+enum AttentionMask {
+    Host { mask: Arc<Vec<f32>>, cached: bool },
+    Tensor(Tensor),
 }
 
 /// A decoder-only transformer of the Qwen2 / Llama families.
@@ -403,21 +410,16 @@ impl Decoder {
         let (b, t) = input_ids.dims2()?;
         let total = additive.len() / (b * t).max(1);
         let positions = Tensor::from_vec(positions, (b, t), &self.device)?.to_dtype(self.dtype)?;
-        // Through a cache nothing is trained: one fused pass where a kernel serves the device.
-        let fused = cache.is_some() && self.device.is_cpu() && self.dtype == DType::F32;
-        let mask = if fused {
-            AttentionMask {
-                host: Arc::new(additive),
-                tensor: None,
+        // The CPU kernels read the mask from the host: no (B, 1, T, S) tensor per forward.
+        let mask = if self.device.is_cpu() && matches!(self.dtype, DType::F32 | DType::F64) {
+            AttentionMask::Host {
+                mask: Arc::new(additive),
+                cached: cache.is_some(),
             }
         } else {
-            AttentionMask {
-                host: Arc::default(),
-                tensor: Some(
-                    Tensor::from_vec(additive, (b, 1, t, total), &self.device)?
-                        .to_dtype(self.dtype)?,
-                ),
-            }
+            AttentionMask::Tensor(
+                Tensor::from_vec(additive, (b, 1, t, total), &self.device)?.to_dtype(self.dtype)?,
+            )
         };
         let rope = Rope::new(&positions, &self.inverse_frequencies)?;
         let mut x = self.embed_tokens.forward(input_ids)?;
