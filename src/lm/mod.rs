@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod lora;
 pub mod model;
 pub mod optim;
+pub mod rms_norm;
 pub mod schedule;
 pub mod score;
 pub mod sft;

@@ -34,9 +34,7 @@ impl RmsNorm {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let scale = (mean_square + self.eps)?.sqrt()?;
-        Ok(x.broadcast_div(&scale)?.broadcast_mul(&self.weight)?)
+        super::rms_norm::rms_norm(x, &self.weight, self.eps)
     }
 }
 
