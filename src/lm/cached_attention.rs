@@ -10,6 +10,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::kernels::contiguous;
 use super::Result;
 
 /// `softmax(q kᵀ / sqrt(d) + mask) v` for q (B, H, T, D), k and v (B, KV, S, D), and the
@@ -114,13 +115,6 @@ fn head(
     head_with(q, k, v, mask, d, scale, scores, out, false)
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg("cached attention: inputs must be contiguous".into())
-    })?;
-    Ok(&s.as_slice::<f32>()?[start..end])
-}
-
 impl CustomOp3 for CachedAttention {
     fn name(&self) -> &'static str {
         "cached-attention"
@@ -152,9 +146,9 @@ impl CustomOp3 for CachedAttention {
             )));
         }
         let (q, k, v) = (
-            contiguous(qs, ql)?,
-            contiguous(ks, kl)?,
-            contiguous(vs, vl)?,
+            contiguous::<f32>(qs, ql, "cached attention")?,
+            contiguous::<f32>(ks, kl, "cached attention")?,
+            contiguous::<f32>(vs, vl, "cached attention")?,
         );
         let scale = 1.0 / (d as f32).sqrt();
         let n_rep = h / kv;

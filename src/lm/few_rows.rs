@@ -6,6 +6,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::kernels::contiguous;
 use super::Result;
 
 /// Products with at most this many rows of x take this path.
@@ -74,13 +75,6 @@ fn block(x: &[f32], m: usize, k: usize, w: &[f32], out: &mut [f32]) {
     block_with(x, m, k, w, out, false)
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let (start, end) = l.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg("few-rows matmul: inputs must be contiguous".into())
-    })?;
-    Ok(&s.as_slice::<f32>()?[start..end])
-}
-
 impl CustomOp2 for FewRowsMatmulWt {
     fn name(&self) -> &'static str {
         "few-rows-matmul-wt"
@@ -100,7 +94,10 @@ impl CustomOp2 for FewRowsMatmulWt {
                 "few-rows matmul: x is ({m}, {k}) but w is ({n}, {k2})"
             )));
         }
-        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
+        let (x, w) = (
+            contiguous::<f32>(xs, xl, "few-rows matmul")?,
+            contiguous::<f32>(ws, wl, "few-rows matmul")?,
+        );
         // Computed as (n, m), one block of W's rows per task, then transposed to (m, n).
         let mut by_column = vec![0f32; n * m];
         by_column

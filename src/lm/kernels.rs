@@ -72,7 +72,8 @@ fn softmax_row<T: Real>(row: &[T], out: &mut [T]) {
     }
 }
 
-fn contiguous<'a, T: candle_core::WithDType>(
+/// The data of a contiguous input of a custom op; `op` names the op in the error otherwise.
+pub(super) fn contiguous<'a, T: candle_core::WithDType>(
     storage: &'a CpuStorage,
     layout: &Layout,
     op: &str,

@@ -8,20 +8,11 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use super::kernels::contiguous;
 use super::Result;
 
 /// Rows per block of the weight gradient's sum.
 const BLOCK_ROWS: usize = 64;
-
-fn contiguous<'a, T: candle_core::WithDType>(
-    s: &'a CpuStorage,
-    l: &Layout,
-) -> candle_core::Result<&'a [T]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("rms norm: inputs must be contiguous".into()))?;
-    Ok(&s.as_slice::<T>()?[start..end])
-}
 
 /// 1 / sqrt(mean(x²) + eps) of one row.
 fn inverse_rms(row: &[f32], eps: f64) -> f64 {
@@ -46,7 +37,10 @@ impl CustomOp2 for RmsNormOp {
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let h = wl.shape().elem_count();
-        let (x, w) = (contiguous::<f32>(xs, xl)?, contiguous::<f32>(ws, wl)?);
+        let (x, w) = (
+            contiguous::<f32>(xs, xl, "rms norm")?,
+            contiguous::<f32>(ws, wl, "rms norm")?,
+        );
         if xl.dims().last() != Some(&h) {
             return Err(candle_core::Error::Msg(format!(
                 "rms norm: x {:?} with a weight of {h}",
@@ -104,9 +98,9 @@ impl CustomOp3 for RmsNormGradX {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let h = wl.shape().elem_count();
         let (x, w, g) = (
-            contiguous::<f32>(xs, xl)?,
-            contiguous::<f32>(ws, wl)?,
-            contiguous::<f32>(gs, gl)?,
+            contiguous::<f32>(xs, xl, "rms norm")?,
+            contiguous::<f32>(ws, wl, "rms norm")?,
+            contiguous::<f32>(gs, gl, "rms norm")?,
         );
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(h)
@@ -146,7 +140,10 @@ impl CustomOp2 for RmsNormGradW {
         gl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let h = *xl.dims().last().unwrap_or(&1);
-        let (x, g) = (contiguous::<f32>(xs, xl)?, contiguous::<f32>(gs, gl)?);
+        let (x, g) = (
+            contiguous::<f32>(xs, xl, "rms norm")?,
+            contiguous::<f32>(gs, gl, "rms norm")?,
+        );
         let partials: Vec<Vec<f64>> = x
             .par_chunks(h * BLOCK_ROWS)
             .zip(g.par_chunks(h * BLOCK_ROWS))
