@@ -168,6 +168,9 @@ fn bins_of(difficulty: &[f64], n_bins: usize) -> Vec<usize> {
     bins
 }
 
+/// Redraws `bin_stability` takes when its caller names none.
+pub const DEFAULT_STABILITY_DRAWS: usize = 1000;
+
 /// How stable each item's bin is given its difficulty's uncertainty: the share of `draws`
 /// seeded redraws of every difficulty from N(difficulty, se^2) (re-ranked and re-binned
 /// together) in which the item lands in the bin its point estimate put it in.

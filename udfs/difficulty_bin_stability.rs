@@ -16,9 +16,6 @@ use crate::stats;
 
 const NAME: &str = "difficulty_bin_stability";
 
-/// Draws when the call names none.
-const DEFAULT_DRAWS: i64 = 1000;
-
 /// Fixed seed: the same partition always gets the same stabilities.
 const SEED: u64 = 42;
 
@@ -126,7 +123,7 @@ impl PartitionEvaluator for StabilityEvaluator {
         let n_bins = partition_constant(NAME, &values[2], "n")? as usize;
         let draws = match values.get(3) {
             Some(d) => partition_constant(NAME, d, "draws")?,
-            None => DEFAULT_DRAWS,
+            None => stats::DEFAULT_STABILITY_DRAWS as i64,
         };
         if draws > 1_000_000 {
             return exec_err!(

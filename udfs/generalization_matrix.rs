@@ -214,12 +214,10 @@ fn bin_stability(
     if se.iter().any(|e| !e.is_finite() || *e < 0.0) {
         return None;
     }
-    let p = crate::stats::bin_stability(&d, &se, n_bins, STABILITY_DRAWS, seed);
+    let draws = crate::stats::DEFAULT_STABILITY_DRAWS;
+    let p = crate::stats::bin_stability(&d, &se, n_bins, draws, seed);
     Some(sorted.into_iter().cloned().zip(p).collect())
 }
-
-/// Redraws of the difficulties for the bins' stability.
-const STABILITY_DRAWS: usize = 1000;
 
 /// Reads the task, derives its bins, and runs (or reuses) the study: what
 /// `generalization_matrix` and `gap_profile` share.

@@ -39,40 +39,32 @@ fn dot(a: &[f32], b: &[f32], fma: bool) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// One (row, head): `out` (T, D) from `q` (T, D), `k` and `v` (S, D), `mask` (T, S).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn head_with(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: &[f32],
+/// One (row, head): its queries (T, D), the keys and values of its key/value head (S, D),
+/// and its rows of the additive mask (T, S).
+struct Head<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    mask: &'a [f32],
     d: usize,
     scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-    fma: bool,
-) {
-    let s_len = scores.len();
-    for ((q_t, mask_t), out_t) in q
-        .chunks_exact(d)
-        .zip(mask.chunks_exact(s_len))
-        .zip(out.chunks_exact_mut(d))
+}
+
+/// `out` (T, D) of one head; `scores` and `weights` are scratch rows of S.
+#[inline(always)]
+fn head_with(h: &Head, scores: &mut [f32], weights: &mut [f32], out: &mut [f32], fma: bool) {
+    let d = h.d;
+    for ((q_t, mask_t), out_t) in
+        h.q.chunks_exact(d)
+            .zip(h.mask.chunks_exact(scores.len()))
+            .zip(out.chunks_exact_mut(d))
     {
-        let mut max = f32::NEG_INFINITY;
-        for ((score, k_s), &m) in scores.iter_mut().zip(k.chunks_exact(d)).zip(mask_t) {
-            *score = dot(q_t, k_s, fma) * scale + m;
-            max = max.max(*score);
+        for ((score, k_s), &m) in scores.iter_mut().zip(h.k.chunks_exact(d)).zip(mask_t) {
+            *score = dot(q_t, k_s, fma) * h.scale + m;
         }
-        let mut sum = 0f64;
-        for score in scores.iter_mut() {
-            *score = (*score - max).exp();
-            sum += *score as f64;
-        }
-        let inv = (1.0 / sum) as f32;
+        super::kernels::softmax_row(scores, weights);
         out_t.iter_mut().for_each(|o| *o = 0.0);
-        for (&w, v_s) in scores.iter().zip(v.chunks_exact(d)) {
-            let w = w * inv;
+        for (&w, v_s) in weights.iter().zip(h.v.chunks_exact(d)) {
             for (o, &x) in out_t.iter_mut().zip(v_s) {
                 *o = if fma { w.mul_add(x, *o) } else { *o + w * x };
             }
@@ -82,37 +74,17 @@ fn head_with(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn head_avx2(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: &[f32],
-    d: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
-    head_with(q, k, v, mask, d, scale, scores, out, true)
+unsafe fn head_avx2(h: &Head, scores: &mut [f32], weights: &mut [f32], out: &mut [f32]) {
+    head_with(h, scores, weights, out, true)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn head(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    mask: &[f32],
-    d: usize,
-    scale: f32,
-    scores: &mut [f32],
-    out: &mut [f32],
-) {
+fn head(h: &Head, scores: &mut [f32], weights: &mut [f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // Safety: the CPU has the features the function is compiled for.
-        return unsafe { head_avx2(q, k, v, mask, d, scale, scores, out) };
+        return unsafe { head_avx2(h, scores, weights, out) };
     }
-    head_with(q, k, v, mask, d, scale, scores, out, false)
+    head_with(h, scores, weights, out, false)
 }
 
 impl CustomOp3 for CachedAttention {
@@ -155,20 +127,19 @@ impl CustomOp3 for CachedAttention {
         // One task per (row, head), each writing its (T, D) block; then laid out as (B, T, H D).
         let mut blocks = vec![0f32; b * h * t * d];
         blocks.par_chunks_mut(t * d).enumerate().for_each_init(
-            || vec![0f32; s],
-            |scores, (bh, out)| {
+            || (vec![0f32; s], vec![0f32; s]),
+            |(scores, weights), (bh, out)| {
                 let (row, head_index) = (bh / h, bh % h);
                 let kv_at = (row * kv + head_index / n_rep) * s * d;
-                head(
-                    &q[bh * t * d..(bh + 1) * t * d],
-                    &k[kv_at..kv_at + s * d],
-                    &v[kv_at..kv_at + s * d],
-                    &self.mask[row * t * s..(row + 1) * t * s],
+                let one = Head {
+                    q: &q[bh * t * d..(bh + 1) * t * d],
+                    k: &k[kv_at..kv_at + s * d],
+                    v: &v[kv_at..kv_at + s * d],
+                    mask: &self.mask[row * t * s..(row + 1) * t * s],
                     d,
                     scale,
-                    scores,
-                    out,
-                )
+                };
+                head(&one, scores, weights, out)
             },
         );
         let mut out = vec![0f32; b * t * h * d];

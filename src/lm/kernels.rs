@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::Result;
 
 /// Floats the kernels run on.
-trait Real: Copy + Send + Sync + PartialOrd + 'static {
+pub(super) trait Real: Copy + Send + Sync + PartialOrd + 'static {
     fn to_f64(self) -> f64;
     fn from_f64(x: f64) -> Self;
     fn exp(self) -> Self;
@@ -57,8 +57,8 @@ fn row_max<T: Real>(row: &[T]) -> T {
         .fold(T::NEG_INF, |m, &x| if x > m { x } else { m })
 }
 
-/// Softmax of `row` into `out`.
-fn softmax_row<T: Real>(row: &[T], out: &mut [T]) {
+/// Softmax of `row` into `out` (the exponentials summed in f64).
+pub(super) fn softmax_row<T: Real>(row: &[T], out: &mut [T]) {
     let max = row_max(row);
     let mut sum = 0.0f64;
     for (o, &x) in out.iter_mut().zip(row) {
@@ -127,10 +127,7 @@ impl CustomOp1 for Softmax {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &SoftmaxGrad { scale: None },
-        )?))
+        softmax_backward(res, grad_res, None)
     }
 }
 
@@ -181,12 +178,7 @@ impl CustomOp1 for MaskedSoftmax {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
-            &grad_res.contiguous()?,
-            &SoftmaxGrad {
-                scale: Some(self.scale),
-            },
-        )?))
+        softmax_backward(res, grad_res, Some(self.scale))
     }
 }
 
@@ -211,6 +203,18 @@ impl MaskedSoftmax {
             );
         out
     }
+}
+
+/// The gradient of a softmax's input from its output `y` and the output's gradient `dy`.
+fn softmax_backward(
+    y: &Tensor,
+    dy: &Tensor,
+    scale: Option<f64>,
+) -> candle_core::Result<Option<Tensor>> {
+    Ok(Some(y.contiguous()?.apply_op2_no_bwd(
+        &dy.contiguous()?,
+        &SoftmaxGrad { scale },
+    )?))
 }
 
 /// dx = y * (dy - sum(dy * y)) per row, from the softmax output y and its gradient dy; times
