@@ -203,6 +203,22 @@ pub fn bin_stability(
         .collect()
 }
 
+/// Share of items that fall in the same equal-size bin (of `n_bins`) when ranked by `a` and
+/// when ranked by `b`; ties are broken by position, as `difficulty_bin` with an item_id key.
+pub fn bin_agreement(a: &[f64], b: &[f64], n_bins: usize) -> f64 {
+    let bins = |v: &[f64]| {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&x, &y| v[x].total_cmp(&v[y]).then(x.cmp(&y)));
+        let mut bin = vec![0; v.len()];
+        for (position, &i) in order.iter().enumerate() {
+            bin[i] = difficulty_bin(difficulty_quantile(position, v.len()), n_bins);
+        }
+        bin
+    };
+    let (x, y) = (bins(a), bins(b));
+    x.iter().zip(&y).filter(|(p, q)| p == q).count() as f64 / a.len().max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,20 +334,4 @@ mod tests {
         assert_eq!(difficulty_bin(0.1, 10), 1);
         assert_eq!(difficulty_quantile(0, 1), 0.0);
     }
-}
-
-/// Share of items that fall in the same equal-size bin (of `n_bins`) when ranked by `a` and
-/// when ranked by `b`; ties are broken by position, as `difficulty_bin` with an item_id key.
-pub fn bin_agreement(a: &[f64], b: &[f64], n_bins: usize) -> f64 {
-    let bins = |v: &[f64]| {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|&x, &y| v[x].total_cmp(&v[y]).then(x.cmp(&y)));
-        let mut bin = vec![0; v.len()];
-        for (position, &i) in order.iter().enumerate() {
-            bin[i] = difficulty_bin(difficulty_quantile(position, v.len()), n_bins);
-        }
-        bin
-    };
-    let (x, y) = (bins(a), bins(b));
-    x.iter().zip(&y).filter(|(p, q)| p == q).count() as f64 / a.len().max(1) as f64
 }

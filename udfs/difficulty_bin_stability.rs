@@ -141,7 +141,7 @@ impl PartitionEvaluator for StabilityEvaluator {
                     i + 1
                 );
             }
-            if !se.is_valid(i) || !(se.value(i) >= 0.0 && se.value(i).is_finite()) {
+            if !(se.is_valid(i) && se.value(i) >= 0.0 && se.value(i).is_finite()) {
                 return exec_err!(
                     "difficulty_bin_stability: difficulty_se must be finite and non-negative, got {} at row {} of the window partition",
                     if se.is_valid(i) { se.value(i).to_string() } else { "NULL".into() },

@@ -228,11 +228,11 @@ pub(crate) async fn run_matrix(
     model: PathBuf,
     options: MatrixOptions,
 ) -> Result<MatrixResult> {
-    let batches = read_source(name, &ctx, &source).await?;
+    let batches = read_source(name, ctx, source).await?;
     let items = eval_items(name, &batches)?;
     let ids: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
     let fitted = match &options.irt {
-        Some(irt) => Some(irt_difficulties(&ctx, irt).await?),
+        Some(irt) => Some(irt_difficulties(ctx, irt).await?),
         None => None,
     };
     let bins = bins(&batches, &ids, options.n_bins, fitted.as_ref())?;

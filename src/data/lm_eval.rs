@@ -132,10 +132,13 @@ pub fn read(
 /// A task file's responses grouped by answer filter, before one filter is chosen: lm-eval
 /// logs one record per (document, filter), `none` for multiple choice, one per filter of the
 /// task's filter list for generation.
+/// One record under a filter: (position, item_id, correct).
+type FilterRow = (u64, String, bool);
+
 #[derive(Default)]
 struct TaskRows {
-    /// (filter, rows as (position, item_id, correct)), in order of first appearance.
-    groups: Vec<(Option<String>, Vec<(u64, String, bool)>)>,
+    /// (filter, rows), in order of first appearance.
+    groups: Vec<(Option<String>, Vec<FilterRow>)>,
     /// Records whose metric came from the defaults, not the `metric` option: (metric, count).
     fallbacks: BTreeMap<String, usize>,
 }

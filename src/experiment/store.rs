@@ -315,7 +315,7 @@ impl RunStore {
         std::fs::read_to_string(self.root.join(format!("{id}.lock")))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
-            .is_some_and(|pid| process_alive(pid))
+            .is_some_and(process_alive)
     }
 
     /// Every run's record, newest first, and the folders whose record cannot be read. A run

@@ -287,7 +287,7 @@ pub fn significant(p_values: &[f64], alpha: f64, correction: Correction) -> Vec<
                 .enumerate()
                 .filter(|&(rank, &k)| p_values[k] <= (rank + 1) as f64 * alpha / m as f64)
                 .map(|(rank, _)| rank)
-                .last();
+                .next_back();
             if let Some(r) = largest {
                 for &k in &order[..=r] {
                     out[k] = true;

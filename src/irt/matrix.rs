@@ -370,7 +370,10 @@ impl ResponseMatrix {
 mod tests {
     use super::*;
 
-    fn collect(m: &ResponseMatrix) -> (Vec<Vec<(usize, bool)>>, Vec<Vec<(usize, bool)>>) {
+    /// Each model's (item, correct) and each item's (model, correct).
+    type Lists = Vec<Vec<(usize, bool)>>;
+
+    fn collect(m: &ResponseMatrix) -> (Lists, Lists) {
         let rows = (0..m.n_models()).map(|j| {
             let mut v = Vec::new();
             m.for_model(j, |i, y| v.push((i, y)));

@@ -186,6 +186,8 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
 /// centre and spread move to the new posterior mean and standard deviation. Returns the log
 /// marginal likelihood.
 #[allow(clippy::too_many_arguments)]
+// Nodes, weights and the rule are parallel arrays walked in lockstep.
+#[allow(clippy::needless_range_loop)]
 fn e_step(
     m: &ResponseMatrix,
     rule: &NormalRule,

@@ -214,6 +214,8 @@ impl Rule {
     /// e^-z at every node z_k = mu + sd x_k. The nodes are symmetric, so one exponential
     /// serves a pair: e^-(mu +- sd x) = e^-mu e^-+(sd x).
     #[inline]
+    // Nodes, weights and exponentials are parallel arrays walked in lockstep.
+    #[allow(clippy::needless_range_loop)]
     fn exps(&self, mu: f64, sd: f64, out: &mut [f64; MAX_POINTS]) {
         let n = self.nodes.len();
         if mu.abs() + sd * self.max_node < 600.0 {
@@ -235,6 +237,8 @@ impl Rule {
 
     /// Adds one response with z ~ N(mu, v) to the row's sums.
     #[inline]
+    // Nodes, weights and exponentials are parallel arrays walked in lockstep.
+    #[allow(clippy::needless_range_loop)]
     fn accumulate(&self, mu: f64, v: f64, y: bool, s: &mut RowSums) {
         let mut e = [0.0; MAX_POINTS];
         self.exps(mu, v.sqrt(), &mut e);
@@ -250,6 +254,8 @@ impl Rule {
 
     /// [`Self::accumulate`], also collecting the expected log likelihood's terms.
     #[inline]
+    // Nodes, weights and exponentials are parallel arrays walked in lockstep.
+    #[allow(clippy::needless_range_loop)]
     fn accumulate_with_log(&self, mu: f64, v: f64, y: bool, s: &mut RowSums, logs: &mut LogTerms) {
         let mut e = [0.0; MAX_POINTS];
         let sd = v.sqrt();

@@ -158,20 +158,20 @@ impl DecoderConfig {
         if self.num_attention_heads == 0 || self.num_kv_heads() == 0 {
             return bad("num_attention_heads and num_key_value_heads must be positive".into());
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return bad(format!(
                 "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
                 self.num_attention_heads,
                 self.num_kv_heads()
             ));
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(format!(
                 "hidden_size ({}) is not a multiple of num_attention_heads ({})",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.head_size() == 0 || self.head_size() % 2 != 0 {
+        if self.head_size() == 0 || !self.head_size().is_multiple_of(2) {
             return bad(format!(
                 "the head size ({}) must be even and positive for RoPE",
                 self.head_size()

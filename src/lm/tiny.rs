@@ -105,9 +105,13 @@ impl TinySpec {
 /// Writes a tiny model to `dir` (replaced if present), its tokenizer trained on `texts`.
 pub fn create_tiny_model(dir: &Path, texts: &[String], spec: &TinySpec) -> Result<TinyModel> {
     spec.validate()?;
-    if spec.hidden_size % spec.num_attention_heads.max(1) != 0
-        || spec.num_attention_heads % spec.num_key_value_heads.max(1) != 0
-        || (spec.hidden_size / spec.num_attention_heads.max(1)) % 2 != 0
+    if !spec
+        .hidden_size
+        .is_multiple_of(spec.num_attention_heads.max(1))
+        || !spec
+            .num_attention_heads
+            .is_multiple_of(spec.num_key_value_heads.max(1))
+        || !(spec.hidden_size / spec.num_attention_heads.max(1)).is_multiple_of(2)
     {
         return Err(LmError::Invalid(format!(
             "hidden_size {} must split into num_attention_heads {} heads of even size, and the \

@@ -468,8 +468,9 @@ pub fn fine_tune(
             stats.loss,
             tokens_this_session as f64 / elapsed.max(1e-9)
         ));
-        let epoch_end = state.step % steps_per_epoch == 0;
-        let periodic = options.checkpoint_every > 0 && state.step % options.checkpoint_every == 0;
+        let epoch_end = state.step.is_multiple_of(steps_per_epoch);
+        let periodic =
+            options.checkpoint_every > 0 && state.step.is_multiple_of(options.checkpoint_every);
         if (epoch_end || periodic) && state.step < total_steps {
             write_checkpoint(&checkpoints, &state, &trainee.trainable, &updater)?;
         }

@@ -97,12 +97,20 @@ fn data_folder_tables_and_backslash_commands() {
     });
     write_parquet(
         &dir.path().join("responses.parquet"),
-        &[s.responses.clone()],
+        std::slice::from_ref(&s.responses),
     )
     .unwrap();
-    write_parquet(&dir.path().join("bench/items.parquet"), &[s.items.clone()]).unwrap();
+    write_parquet(
+        &dir.path().join("bench/items.parquet"),
+        std::slice::from_ref(&s.items),
+    )
+    .unwrap();
     // A folder of parts is one table.
-    write_parquet(&dir.path().join("parts/part-0.parquet"), &[s.items.clone()]).unwrap();
+    write_parquet(
+        &dir.path().join("parts/part-0.parquet"),
+        std::slice::from_ref(&s.items),
+    )
+    .unwrap();
     write_parquet(&dir.path().join("parts/part-1.parquet"), &[s.items]).unwrap();
     let d = dir.path().to_str().unwrap();
     let o = crossdiff(&["sql", "--data", d, "--format", "csv", "-c",
