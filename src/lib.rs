@@ -24,6 +24,7 @@ pub mod irt;
 pub mod limits;
 pub mod lm;
 pub mod local_files;
+pub mod options;
 pub mod plot;
 pub mod session;
 pub mod shell;

@@ -157,15 +157,36 @@ pub fn difficulty_bin(quantile: f64, n_bins: usize) -> usize {
     ((quantile * n_bins as f64).floor() as usize).min(n_bins.saturating_sub(1))
 }
 
-/// Each item's bin among `difficulty` (ascending, ties by index), `n_bins` equal-size bins.
-fn bins_of(difficulty: &[f64], n_bins: usize) -> Vec<usize> {
+/// The bin of the item at 0-based `position` of `count` in ascending difficulty order, of
+/// `n_bins` equal-size bins: the one rule every binning in crossdiff goes through.
+pub fn equal_size_bin(position: usize, count: usize, n_bins: usize) -> usize {
+    difficulty_bin(difficulty_quantile(position, count), n_bins)
+}
+
+/// Each item's bin of `n_bins` equal-size bins of `difficulty` (ascending by total order),
+/// ties broken by `tie` and then by index.
+pub fn equal_size_bins(
+    difficulty: &[f64],
+    n_bins: usize,
+    tie: impl Fn(usize, usize) -> Ordering,
+) -> Vec<usize> {
     let mut order: Vec<usize> = (0..difficulty.len()).collect();
-    order.sort_by(|&a, &b| difficulty[a].total_cmp(&difficulty[b]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        difficulty[a]
+            .total_cmp(&difficulty[b])
+            .then_with(|| tie(a, b))
+            .then(a.cmp(&b))
+    });
     let mut bins = vec![0; difficulty.len()];
     for (position, &i) in order.iter().enumerate() {
-        bins[i] = difficulty_bin(difficulty_quantile(position, difficulty.len()), n_bins);
+        bins[i] = equal_size_bin(position, difficulty.len(), n_bins);
     }
     bins
+}
+
+/// [`equal_size_bins`] with ties broken by index.
+fn bins_of(difficulty: &[f64], n_bins: usize) -> Vec<usize> {
+    equal_size_bins(difficulty, n_bins, |_, _| Ordering::Equal)
 }
 
 /// Redraws `bin_stability` takes when its caller names none.
@@ -206,16 +227,7 @@ pub fn bin_stability(
 /// Share of items that fall in the same equal-size bin (of `n_bins`) when ranked by `a` and
 /// when ranked by `b`; ties are broken by position, as `difficulty_bin` with an item_id key.
 pub fn bin_agreement(a: &[f64], b: &[f64], n_bins: usize) -> f64 {
-    let bins = |v: &[f64]| {
-        let mut order: Vec<usize> = (0..v.len()).collect();
-        order.sort_by(|&x, &y| v[x].total_cmp(&v[y]).then(x.cmp(&y)));
-        let mut bin = vec![0; v.len()];
-        for (position, &i) in order.iter().enumerate() {
-            bin[i] = difficulty_bin(difficulty_quantile(position, v.len()), n_bins);
-        }
-        bin
-    };
-    let (x, y) = (bins(a), bins(b));
+    let (x, y) = (bins_of(a, n_bins), bins_of(b, n_bins));
     x.iter().zip(&y).filter(|(p, q)| p == q).count() as f64 / a.len().max(1) as f64
 }
 

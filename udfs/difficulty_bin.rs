@@ -93,12 +93,7 @@ impl PartitionEvaluator for BinEvaluator {
         let out: Int32Array = ranked
             .positions
             .iter()
-            .map(|p| {
-                p.map(|p| {
-                    stats::difficulty_bin(stats::difficulty_quantile(p, ranked.count), n_bins)
-                        as i32
-                })
-            })
+            .map(|p| p.map(|p| stats::equal_size_bin(p, ranked.count, n_bins) as i32))
             .collect();
         Ok(Arc::new(out))
     }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+    AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 
@@ -16,7 +16,11 @@ use super::evaluate::eval_items;
 use super::experiment_source::{
     lazy_table, read_source, required_text, run_blocking, ExperimentCall,
 };
+use super::irt_source::read_matrices;
 use super::TableFunctionDoc;
+use crate::experiment::bins::{
+    bin_stability, irt_difficulties, task_bins, BinSource, FittedDifficulty,
+};
 use crate::experiment::matrix::{
     generalization_matrix, MatrixOptions, MatrixResult, TaskItem, STABLE_BIN,
 };
@@ -74,149 +78,64 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-/// Bins from a `bin` column, or equal-size bins of a `difficulty` column.
+/// A numeric column of the task as f64 values (`None` for NULL), or `None` when absent.
+fn float_column(batches: &[RecordBatch], name: &str) -> Result<Option<Vec<Option<f64>>>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let Ok(i) = batch.schema().index_of(name) else {
+            return Ok(None);
+        };
+        let f = cast(batch.column(i), &DataType::Float64)?;
+        let f = f.as_primitive::<Float64Type>();
+        out.extend(f.iter());
+    }
+    Ok(Some(out))
+}
+
+/// An integer column of the task (`None` for NULL), or `None` when absent.
+fn int_column(batches: &[RecordBatch], name: &str) -> Result<Option<Vec<Option<i64>>>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let Ok(i) = batch.schema().index_of(name) else {
+            return Ok(None);
+        };
+        let v = cast(batch.column(i), &DataType::Int64)?;
+        out.extend(v.as_primitive::<Int64Type>().iter());
+    }
+    Ok(Some(out))
+}
+
+/// The task's bins: from the IRT fit, a `bin` column, or a `difficulty` column.
 fn bins(
     batches: &[RecordBatch],
     ids: &[String],
     n_bins: usize,
-    irt: Option<&BTreeMap<String, (f64, f64)>>,
+    irt: Option<&BTreeMap<String, FittedDifficulty>>,
 ) -> Result<Vec<usize>> {
-    let column = |name: &str, t: &DataType| -> Result<Option<Vec<Option<f64>>>> {
-        let mut out = Vec::new();
-        for batch in batches {
-            let Ok(i) = batch.schema().index_of(name) else {
-                return Ok(None);
-            };
-            let a = cast(batch.column(i), t)?;
-            let f = cast(&a, &DataType::Float64)?;
-            let f = f.as_any().downcast_ref::<Float64Array>().expect("f64");
-            out.extend((0..f.len()).map(|r| f.is_valid(r).then(|| f.value(r))));
-        }
-        Ok(Some(out))
-    };
-    let null_at = |v: &[Option<f64>], name: &str| -> Result<()> {
-        match v.iter().position(Option::is_none) {
-            Some(r) => Err(DataFusionError::Execution(format!(
-                "generalization_matrix: `{name}` is NULL in row {} (item {})",
-                r + 1,
-                ids[r]
-            ))),
-            None => Ok(()),
-        }
-    };
-    if let Some(fitted) = irt {
-        let d: Vec<Option<f64>> = ids.iter().map(|id| fitted.get(id).map(|f| f.0)).collect();
-        if let Some(r) = d.iter().position(Option::is_none) {
-            return Err(DataFusionError::Execution(format!(
-                "generalization_matrix: item {} of the task has no IRT difficulty (it is not in the \
-                 responses, or everyone got it right or wrong)",
-                ids[r]
-            )));
-        }
-        return Ok(equal_size_bins(&d, ids, n_bins));
-    }
-    if let Some(b) = column("bin", &DataType::Int64)? {
-        null_at(&b, "bin")?;
-        return b
-            .iter()
-            .zip(ids)
-            .map(|(v, id)| {
-                let v = v.expect("checked");
-                if v < 0.0 {
-                    Err(DataFusionError::Execution(format!(
-                        "generalization_matrix: bin {v} of item {id} is negative"
-                    )))
-                } else {
-                    Ok(v as usize)
+    let (given, difficulty);
+    let source =
+        match irt {
+            Some(fitted) => BinSource::Irt(fitted),
+            None => match int_column(batches, "bin")? {
+                Some(b) => {
+                    given = b;
+                    BinSource::Given(&given)
                 }
-            })
-            .collect();
-    }
-    let Some(d) = column("difficulty", &DataType::Float64)? else {
-        return Err(DataFusionError::Execution(
-            "generalization_matrix: the task source needs a `bin` or a `difficulty` column".into(),
-        ));
-    };
-    null_at(&d, "difficulty")?;
-    Ok(equal_size_bins(&d, ids, n_bins))
-}
-
-/// The paper's equal-size bins of `d` (no NULLs), ties broken by item id.
-fn equal_size_bins(d: &[Option<f64>], ids: &[String], n_bins: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..d.len()).collect();
-    order.sort_by(|&a, &b| {
-        d[a].partial_cmp(&d[b])
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| ids[a].cmp(&ids[b]))
-    });
-    let mut out = vec![0; d.len()];
-    for (position, &row) in order.iter().enumerate() {
-        let q = crate::stats::difficulty_quantile(position, d.len());
-        out[row] = crate::stats::difficulty_bin(q, n_bins);
-    }
-    out
-}
-
-/// Item difficulties and their standard errors from `irt_fit` over the responses the
-/// options name.
-async fn irt_difficulties(
-    ctx: &datafusion::prelude::SessionContext,
-    irt: &crate::experiment::matrix::IrtDifficulty,
-) -> Result<BTreeMap<String, (f64, f64)>> {
-    let quote = |s: &str| s.replace('\'', "''");
-    let options = if irt.options.is_null() {
-        "{}".to_string()
-    } else {
-        irt.options.to_string()
-    };
-    let q = format!(
-        "SELECT CAST(item_id AS VARCHAR) AS item_id, difficulty, difficulty_se FROM irt_fit('{}', '{}', '{}', '{}')",
-        quote(&irt.responses),
-        quote(&irt.model),
-        quote(&irt.method),
-        quote(&options)
-    );
-    let batches = ctx.sql(&q).await?.collect().await?;
-    let mut out = BTreeMap::new();
-    for batch in &batches {
-        let ids = required_text(DOC.name, batch, "item_id", out.len())?;
-        let d = cast(batch.column(1), &DataType::Float64)?;
-        let d = d.as_any().downcast_ref::<Float64Array>().expect("f64");
-        let se = cast(batch.column(2), &DataType::Float64)?;
-        let se = se.as_any().downcast_ref::<Float64Array>().expect("f64");
-        for r in 0..batch.num_rows() {
-            if d.is_valid(r) {
-                // An unknown error makes the item's bin stability unknown (NaN).
-                let e = if se.is_valid(r) {
-                    se.value(r)
-                } else {
-                    f64::NAN
-                };
-                out.insert(ids.value(r).to_string(), (d.value(r), e));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The probability that each item stays in its bin given its difficulty's standard error, by
-/// item id (`None` when an error is unknown or not finite).
-fn bin_stability(
-    ids: &[String],
-    fitted: &BTreeMap<String, (f64, f64)>,
-    n_bins: usize,
-    seed: u64,
-) -> Option<BTreeMap<String, f64>> {
-    // Sorted ids: ties are broken by item id, as the bins are.
-    let mut sorted: Vec<&String> = ids.iter().collect();
-    sorted.sort();
-    let (d, se): (Vec<f64>, Vec<f64>) = sorted.iter().map(|id| fitted[id.as_str()]).unzip();
-    if se.iter().any(|e| !e.is_finite() || *e < 0.0) {
-        return None;
-    }
-    let draws = crate::stats::DEFAULT_STABILITY_DRAWS;
-    let p = crate::stats::bin_stability(&d, &se, n_bins, draws, seed);
-    Some(sorted.into_iter().cloned().zip(p).collect())
+                None => match float_column(batches, "difficulty")? {
+                    Some(d) => {
+                        difficulty = d;
+                        BinSource::Difficulty(&difficulty)
+                    }
+                    None => return Err(DataFusionError::Execution(
+                        "generalization_matrix: the task source needs a `bin` or a `difficulty` \
+                         column"
+                            .into(),
+                    )),
+                },
+            },
+        };
+    task_bins(source, ids, n_bins)
+        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))
 }
 
 /// Reads the task, derives its bins, and runs (or reuses) the study: what
@@ -232,7 +151,22 @@ pub(crate) async fn run_matrix(
     let items = eval_items(name, &batches)?;
     let ids: Vec<String> = items.iter().map(|i| i.item_id.clone()).collect();
     let fitted = match &options.irt {
-        Some(irt) => Some(irt_difficulties(ctx, irt).await?),
+        Some(irt) => {
+            let set = read_matrices(ctx, name, &irt.responses, false).await?;
+            let fit = irt
+                .options
+                .fit_options(irt.model, irt.method)
+                .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
+            // A dropped query stops the fit at its next sweep.
+            let _stop = crate::cancel::CancelOnDrop(fit.cancel.clone());
+            let run = move || irt_difficulties(set.finish()?, &fit);
+            Some(
+                tokio::task::spawn_blocking(run)
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                    .map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))?,
+            )
+        }
         None => None,
     };
     let bins = bins(&batches, &ids, options.n_bins, fitted.as_ref())?;

@@ -55,59 +55,51 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// Splits the `benchmark/item_id` keys of a joint fit.
-pub fn benchmark_and_item<'a>(fit: &'a BenchmarkFit, key: &'a str) -> (Option<&'a str>, &'a str) {
-    match &fit.benchmark {
-        Some(b) => (Some(b.as_str()), key),
-        None => match key.split_once('/') {
-            Some((b, i)) => (Some(b), i),
-            None => (None, key),
-        },
-    }
-}
-
 fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
-    let rows: Vec<(&BenchmarkFit, &str, &ItemParams)> = fits
+    // (fit, benchmark, item_id, estimates) of every item.
+    type Row<'a> = (&'a BenchmarkFit, Option<&'a str>, &'a str, &'a ItemParams);
+    let rows: Vec<Row> = fits
         .iter()
         .flat_map(|f| {
-            f.matrix
-                .items
-                .iter()
-                .zip(&f.fit.items)
-                .map(move |(key, p)| (f, key.as_str(), p))
+            f.fit.items.iter().enumerate().map(move |(i, p)| {
+                let (benchmark, item) = f.item(i);
+                (f, benchmark, item, p)
+            })
         })
         .collect();
     let float = |value: fn(&BenchmarkFit, &ItemParams) -> f64| -> ArrayRef {
         // Non-finite mean squares (an item without information) come out as NULL.
         Arc::new(Float64Array::from_iter(
             rows.iter()
-                .map(|(f, _, p)| Some(value(f, p)).filter(|x| x.is_finite())),
+                .map(|(f, _, _, p)| Some(value(f, p)).filter(|x| x.is_finite())),
         ))
     };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter(
-            rows.iter().map(|(f, key, _)| benchmark_and_item(f, key).0),
+            rows.iter().map(|(_, benchmark, _, _)| *benchmark),
         )),
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|(f, key, _)| benchmark_and_item(f, key).1),
+            rows.iter().map(|(_, _, item, _)| *item),
         )),
         float(|_, p| p.difficulty),
         float(|_, p| p.discrimination),
         float(|_, p| p.difficulty_se),
         Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(_, _, p)| p.n_responses as i64),
+            rows.iter().map(|(_, _, _, p)| p.n_responses as i64),
         )),
         float(|_, p| p.p_correct),
         float(|_, p| p.infit),
         float(|_, p| p.outfit),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, p)| p.flag))),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|(_, _, _, p)| p.flag),
+        )),
         float(|f, _| f.fit.log_likelihood),
         float(|f, _| f.fit.objective),
         Arc::new(Int64Array::from_iter_values(
-            rows.iter().map(|(f, _, _)| f.fit.iterations as i64),
+            rows.iter().map(|(f, _, _, _)| f.fit.iterations as i64),
         )),
         Arc::new(BooleanArray::from_iter(
-            rows.iter().map(|(f, _, _)| Some(f.fit.converged)),
+            rows.iter().map(|(f, _, _, _)| Some(f.fit.converged)),
         )),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)

@@ -87,7 +87,7 @@ impl ScalarUDFImpl for IrtProb {
                     row + 1
                 );
             }
-            out.push(Some(g + (1.0 - g) / (1.0 + (-s * (t - d)).exp())));
+            out.push(Some(crate::irt::probability(t, d, s, g)));
         }
         let result: ArrayRef = Arc::new(Float64Array::from(out));
         Ok(

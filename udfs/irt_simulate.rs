@@ -8,8 +8,7 @@ use datafusion::datasource::MemTable;
 use datafusion::logical_expr::Expr;
 
 use super::{positive_int_arg, string_arg, TableFunctionDoc};
-use crate::irt::simulate::{simulate, SimulationSpec};
-use crate::irt::IrtModel;
+use crate::irt::simulate::{simulate, SimulationOptions};
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_simulate",
@@ -33,58 +32,19 @@ impl TableFunctionImpl for IrtSimulate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         DOC.check_arg_count(exprs, 2..=3)?;
-        let mut spec = SimulationSpec {
-            n_models: count(exprs, 0, "n_models")?,
-            n_items: count(exprs, 1, "n_items")?,
-            ..Default::default()
+        let options: SimulationOptions = match exprs.len() {
+            3 => crate::options::parse(&string_arg(DOC.name, exprs, 2, "options")?)
+                .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?,
+            _ => SimulationOptions::default(),
         };
-        let mut benchmark = "sim".to_string();
-        if exprs.len() == 3 {
-            let json = string_arg(DOC.name, exprs, 2, "options")?;
-            let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-                DataFusionError::Plan(format!("irt_simulate: options: malformed JSON: {e}"))
-            })?;
-            let serde_json::Value::Object(map) = value else {
-                return plan_err!("irt_simulate: options must be a JSON object, got {json}");
-            };
-            for (key, value) in map {
-                let share = || {
-                    value.as_f64().filter(|x| (0.0..1.0).contains(x)).ok_or_else(|| {
-                        DataFusionError::Plan(format!("irt_simulate: option `{key}` must be a number in [0, 1), got {value}"))
-                    })
-                };
-                match key.as_str() {
-                    "model" => {
-                        let name = value.as_str().ok_or_else(|| {
-                            DataFusionError::Plan(format!("irt_simulate: option `model` must be '1pl' or '2pl', got {value}"))
-                        })?;
-                        spec.model = IrtModel::parse(name)
-                            .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?
-                    }
-                    "missing" => spec.missing = share()?,
-                    "extreme_items" => spec.extreme_items = share()?,
-                    "seed" => {
-                        spec.seed = value.as_u64().ok_or_else(|| {
-                            DataFusionError::Plan(format!("irt_simulate: option `seed` must be a non-negative integer, got {value}"))
-                        })?
-                    }
-                    "benchmark" => {
-                        benchmark = value.as_str().filter(|b| !b.is_empty()).ok_or_else(|| {
-                            DataFusionError::Plan(format!("irt_simulate: option `benchmark` must be a non-empty string, got {value}"))
-                        })?.to_string()
-                    }
-                    _ => {
-                        return plan_err!(
-                            "irt_simulate: unknown option `{key}`; known options: model, missing, extreme_items, seed, benchmark"
-                        )
-                    }
-                }
-            }
+        if options.benchmark.is_empty() {
+            return plan_err!("irt_simulate: option `benchmark` must be a non-empty string");
         }
+        let spec = options.spec(count(exprs, 0, "n_models")?, count(exprs, 1, "n_items")?);
         spec.validate()
             .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?;
         // Generated at planning time: deterministic and bounded by the checks above.
-        let batch = simulate(spec).to_batch(&benchmark);
+        let batch = simulate(spec).to_batch(&options.benchmark);
         Ok(Arc::new(MemTable::try_new(
             batch.schema(),
             vec![vec![batch]],

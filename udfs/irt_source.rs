@@ -18,25 +18,8 @@ use super::string_arg;
 use futures::StreamExt;
 
 use crate::irt::batches::{fit_all, BenchmarkFit, MatrixSet};
-use crate::irt::{FitOptions, IrtModel, Method, Priors};
-
-/// Option keys `irt_fit` and `irt_abilities` accept.
-pub const OPTION_KEYS: [&str; 11] = [
-    "priors",
-    "ability_sd",
-    "difficulty_sd",
-    "log_discrimination_sd",
-    "tolerance",
-    "max_iter",
-    "threads",
-    "min_responses",
-    "joint",
-    "seed",
-    "quadrature_points",
-];
-
-/// The standard deviations a prior option may take.
-pub const SD_RANGE: (f64, f64) = (1e-4, 1e8);
+use crate::irt::options::IrtOptions;
+use crate::irt::{FitOptions, IrtModel, Method};
 
 /// Parsed arguments of an IRT table function.
 #[derive(Debug, Clone)]
@@ -64,127 +47,17 @@ impl IrtCall {
         let source = string_arg(function, exprs, 0, "source")?;
         let method = Method::parse(&string_arg(function, exprs, 2, "method")?)
             .map_err(|e| plan_error(function, e))?;
-        let mut options = FitOptions {
-            model: IrtModel::parse(&string_arg(function, exprs, 1, "model")?)
+        let model = IrtModel::parse(&string_arg(function, exprs, 1, "model")?)
+            .map_err(|e| plan_error(function, e))?;
+        let typed: IrtOptions = match exprs.len() {
+            4 => crate::options::parse(&string_arg(function, exprs, 3, "options")?)
                 .map_err(|e| plan_error(function, e))?,
-            method,
-            priors: Priors::default_for(method),
-            ..Default::default()
+            _ => IrtOptions::default(),
         };
-        let mut joint = false;
-        if exprs.len() == 4 {
-            let json = string_arg(function, exprs, 3, "options")?;
-            let value: serde_json::Value = serde_json::from_str(&json)
-                .map_err(|e| plan_error(function, format!("options: malformed JSON: {e}")))?;
-            let serde_json::Value::Object(mut map) = value else {
-                return plan_err!("{function}: options must be a JSON object, got {json}");
-            };
-            // A named set of priors first, so explicit standard deviations refine it.
-            if let Some(value) = map.remove("priors") {
-                options.priors = match value.as_str() {
-                    Some("vague") => Priors::vague(),
-                    Some("hierarchical") => Priors::hierarchical(),
-                    Some("weak") => Priors::default(),
-                    _ => {
-                        return plan_err!(
-                            "{function}: option `priors`: expected 'vague', 'hierarchical' or \
-                             'weak', got {value}"
-                        )
-                    }
-                };
-            }
-            for (key, value) in map {
-                let number = || {
-                    value.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                        plan_error(
-                            function,
-                            format!("option `{key}`: expected a number, got {value}"),
-                        )
-                    })
-                };
-                let positive = || {
-                    number().and_then(|x| {
-                        if x > 0.0 {
-                            Ok(x)
-                        } else {
-                            Err(plan_error(
-                                function,
-                                format!("option `{key}` must be positive, got {x}"),
-                            ))
-                        }
-                    })
-                };
-                let count = || {
-                    value
-                        .as_u64()
-                        .filter(|&n| n > 0)
-                        .map(|n| n as usize)
-                        .ok_or_else(|| {
-                            plan_error(
-                                function,
-                                format!("option `{key}`: expected a positive integer, got {value}"),
-                            )
-                        })
-                };
-                // A prior's spread outside this range underflows or overflows the sums of
-                // a fit long before it means anything.
-                let spread = || {
-                    positive().and_then(|x| {
-                        if (SD_RANGE.0..=SD_RANGE.1).contains(&x) {
-                            Ok(x)
-                        } else {
-                            Err(plan_error(
-                                function,
-                                format!(
-                                    "option `{key}` must be between {:e} and {:e}, got {x:e}",
-                                    SD_RANGE.0, SD_RANGE.1
-                                ),
-                            ))
-                        }
-                    })
-                };
-                match key.as_str() {
-                    "ability_sd" => options.priors.ability_sd = spread()?,
-                    "difficulty_sd" => options.priors.difficulty_sd = spread()?,
-                    "log_discrimination_sd" => options.priors.log_discrimination_sd = spread()?,
-                    "tolerance" => options.tolerance = positive()?,
-                    "max_iter" => options.max_iter = count()?,
-                    "threads" => {
-                        options.threads = Some(
-                            crate::limits::check_threads("option `threads`", count()?)
-                                .map_err(|e| plan_error(function, e))?,
-                        )
-                    }
-                    "min_responses" => options.min_responses = count()?,
-                    "quadrature_points" => options.quadrature_points = Some(count()?),
-                    // Every method so far is deterministic; the seed is checked, not used.
-                    "seed" => {
-                        value.as_u64().ok_or_else(|| {
-                            plan_error(
-                                function,
-                                format!(
-                                    "option `seed`: expected a non-negative integer, got {value}"
-                                ),
-                            )
-                        })?;
-                    }
-                    "joint" => {
-                        joint = value.as_bool().ok_or_else(|| {
-                            plan_error(
-                                function,
-                                format!("option `joint`: expected true or false, got {value}"),
-                            )
-                        })?
-                    }
-                    _ => {
-                        return plan_err!(
-                            "{function}: unknown option `{key}`; known options: {}",
-                            OPTION_KEYS.join(", ")
-                        )
-                    }
-                }
-            }
-        }
+        let options = typed
+            .fit_options(model, method)
+            .map_err(|e| plan_error(function, e))?;
+        let joint = typed.joint;
         // A bare name must be a known table now; a query must be read-only (it is planned
         // when it runs).
         let ctx = context(session)?;
@@ -218,25 +91,7 @@ impl IrtCall {
         cancel: crate::cancel::Cancel,
     ) -> Result<Vec<BenchmarkFit>> {
         let guard = crate::cancel::CancelOnDrop(cancel.clone());
-        let df = source_frame(&ctx, self.function, &self.source).await?;
-        // Read only the columns a fit uses (a source may carry text, metadata, truth).
-        let wanted: Vec<&str> = ["model_id", "benchmark", "item_id", "correct"]
-            .into_iter()
-            .filter(|c| df.schema().has_column_with_unqualified_name(c))
-            .collect();
-        let df = if wanted.len() >= 3 {
-            df.select_columns(&wanted)?
-        } else {
-            df
-        };
-        // Batches are folded into the matrices as they stream in, so the source is never
-        // held in memory whole.
-        let mut stream = df.execute_stream().await?;
-        let mut set = MatrixSet::new(self.joint);
-        while let Some(batch) = stream.next().await {
-            set.push_batch(&batch?)
-                .map_err(|e| DataFusionError::Execution(e.to_string()))?;
-        }
+        let set = read_matrices(&ctx, self.function, &self.source, self.joint).await?;
         let mut options = self.options.clone();
         options.cancel = cancel;
         let out = tokio::task::spawn_blocking(move || fit_all(set.finish()?, &options))
@@ -251,6 +106,34 @@ impl IrtCall {
         }
         out
     }
+}
+
+/// Reads a responses source into its matrices (one per benchmark, or one when `joint`),
+/// folding batches in as they stream so the source is never held in memory whole.
+pub(crate) async fn read_matrices(
+    ctx: &SessionContext,
+    function: &str,
+    source: &str,
+    joint: bool,
+) -> Result<MatrixSet> {
+    let df = source_frame(ctx, function, source).await?;
+    // Read only the columns a fit uses (a source may carry text, metadata, truth).
+    let wanted: Vec<&str> = ["model_id", "benchmark", "item_id", "correct"]
+        .into_iter()
+        .filter(|c| df.schema().has_column_with_unqualified_name(c))
+        .collect();
+    let df = if wanted.len() >= 3 {
+        df.select_columns(&wanted)?
+    } else {
+        df
+    };
+    let mut stream = df.execute_stream().await?;
+    let mut set = MatrixSet::new(joint);
+    while let Some(batch) = stream.next().await {
+        set.push_batch(&batch?)
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+    }
+    Ok(set)
 }
 
 pub(crate) fn context(session: &dyn Session) -> Result<SessionContext> {

@@ -28,12 +28,41 @@ pub struct EvalItem {
     pub answer: String,
 }
 
+/// lm-eval's two kinds of task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputType {
+    /// The choice with the highest log likelihood.
+    MultipleChoice,
+    /// Greedy generation, filtered and compared with the answer.
+    GenerateUntil,
+}
+
+impl OutputType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MultipleChoice => "multiple_choice",
+            Self::GenerateUntil => "generate_until",
+        }
+    }
+}
+
+/// How a generated answer is compared with the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExactMatchKind {
+    /// As the strings are (with the ignore_* options).
+    Plain,
+    /// GSM8K's: strip `,`, `$`, everything up to `#### ` and a trailing `.`; ignore case.
+    Gsm8k,
+}
+
 /// Options of `evaluate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvalOptions {
-    /// "multiple_choice" or "generate_until" (default: multiple choice when items have choices).
-    pub output_type: Option<String>,
+    /// Default: multiple choice when every item has choices.
+    pub output_type: Option<OutputType>,
     /// Render prompts through the model's chat template. Default: no, as lm-eval without
     /// `--apply_chat_template` (generalization_matrix defaults it to its fine-tunes' choice).
     pub chat_template: Option<bool>,
@@ -45,10 +74,9 @@ pub struct EvalOptions {
     /// Answer filter: "none" (the whole output), "gsm8k_strict", "gsm8k_flexible",
     /// "first_letter", or a regex (its first group, or the whole match).
     pub filter: String,
-    /// Which regex match the filter keeps: "first" or "last".
-    pub take: String,
-    /// "plain" or "gsm8k" (strip `,`, `$`, up to `#### `, a trailing `.`; ignore case).
-    pub exact_match: String,
+    /// Which regex match the filter keeps.
+    pub take: Take,
+    pub exact_match: ExactMatchKind,
     pub ignore_case: bool,
     pub ignore_punctuation: bool,
     pub regexes_to_ignore: Vec<String>,
@@ -65,8 +93,8 @@ impl Default for EvalOptions {
             stop: Vec::new(),
             max_new_tokens: 256,
             filter: "none".into(),
-            take: "first".into(),
-            exact_match: "plain".into(),
+            take: Take::First,
+            exact_match: ExactMatchKind::Plain,
             ignore_case: false,
             ignore_punctuation: false,
             regexes_to_ignore: Vec::new(),
@@ -77,35 +105,26 @@ impl Default for EvalOptions {
 }
 
 impl EvalOptions {
+    /// From a JSON object (unknown keys are an error naming them), checked.
     pub fn from_json(value: &serde_json::Value) -> Result<Self> {
-        let options: Self = serde_json::from_value(value.clone())
-            .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
-        options.generation()?;
-        if options.batch_size == 0 {
+        let options: Self = crate::options::from_value(value)?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Checks what serde cannot: the filter's regex, the batch size.
+    pub fn validate(&self) -> Result<()> {
+        self.generation()?;
+        if self.batch_size == 0 {
             return Err(ExperimentError::Input(
                 "option `batch_size` must be at least 1, got 0".into(),
             ));
         }
-        if let Some(t) = &options.output_type {
-            if t != "multiple_choice" && t != "generate_until" {
-                return Err(ExperimentError::Input(format!(
-                    "option `output_type` must be 'multiple_choice' or 'generate_until', got '{t}'"
-                )));
-            }
-        }
-        Ok(options)
+        Ok(())
     }
 
     fn generation(&self) -> Result<GenerationOptions> {
-        let take = match self.take.as_str() {
-            "first" => Take::First,
-            "last" => Take::Last,
-            other => {
-                return Err(ExperimentError::Input(format!(
-                    "option `take` must be 'first' or 'last', got '{other}'"
-                )))
-            }
-        };
+        let take = self.take;
         let filter = match self.filter.as_str() {
             "none" => AnswerFilter::none(),
             "gsm8k_strict" => AnswerFilter::gsm8k_strict(),
@@ -113,14 +132,9 @@ impl EvalOptions {
             "first_letter" => AnswerFilter::first_letter(),
             pattern => AnswerFilter::new(pattern, take)?,
         };
-        let mut matcher = match self.exact_match.as_str() {
-            "plain" => ExactMatch::default(),
-            "gsm8k" => ExactMatch::gsm8k(),
-            other => {
-                return Err(ExperimentError::Input(format!(
-                    "option `exact_match` must be 'plain' or 'gsm8k', got '{other}'"
-                )))
-            }
+        let mut matcher = match self.exact_match {
+            ExactMatchKind::Plain => ExactMatch::default(),
+            ExactMatchKind::Gsm8k => ExactMatch::gsm8k(),
         };
         matcher.ignore_case |= self.ignore_case;
         matcher.ignore_punctuation |= self.ignore_punctuation;
@@ -442,9 +456,8 @@ fn evaluate_into(
     let mut evaluator = Evaluator::new(&decoder, &tokenizer);
     evaluator.progress = progress;
     evaluator.cancel = Some(cancel.0.clone());
-    let multiple_choice = match options.output_type.as_deref() {
-        Some("multiple_choice") => true,
-        Some(_) => false,
+    let multiple_choice = match options.output_type {
+        Some(t) => t == OutputType::MultipleChoice,
         None => items
             .iter()
             .all(|i| i.choices.as_ref().is_some_and(|c| !c.is_empty())),

@@ -11,50 +11,53 @@ use crate::lm::tokenizer::TextTokenizer;
 use crate::lm::train::{encode_examples, fine_tune, Control, SftOptions};
 
 /// Options of `fine_tune`: the trainer's, plus whether to use the chat template and where the
-/// run store is.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// run store is. Read from one JSON object: the two keys of its own, the rest the trainer's
+/// (unknown keys are an error).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct FineTuneOptions {
+    #[serde(flatten)]
     pub sft: SftOptions,
     /// Render pairs through the model's chat template (default: when it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_store: Option<String>,
+}
+
+/// The keys that are `fine_tune`'s own, the rest are [`SftOptions`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OwnKeys {
+    chat_template: Option<bool>,
+    run_store: Option<String>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for FineTuneOptions {
+    type Error = String;
+
+    fn try_from(mut map: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let mut own = serde_json::Map::new();
+        for key in ["chat_template", "run_store"] {
+            if let Some(v) = map.remove(key) {
+                own.insert(key.into(), v);
+            }
+        }
+        let own: OwnKeys = crate::options::nested(own.into())?;
+        Ok(Self {
+            sft: crate::options::nested(map.into())?,
+            chat_template: own.chat_template,
+            run_store: own.run_store,
+        })
+    }
 }
 
 impl FineTuneOptions {
     /// From a JSON object; unknown keys are an error naming them.
     pub fn from_json(value: &serde_json::Value) -> Result<Self> {
-        let serde_json::Value::Object(map) = value else {
-            return Err(ExperimentError::Input(format!(
-                "options must be a JSON object, got {value}"
-            )));
-        };
-        let mut map = map.clone();
-        let chat_template = match map.remove("chat_template") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Bool(b)) => Some(b),
-            Some(other) => {
-                return Err(ExperimentError::Input(format!(
-                    "option `chat_template` must be true or false, got {other}"
-                )))
-            }
-        };
-        let run_store = match map.remove("run_store") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) => Some(s),
-            Some(other) => {
-                return Err(ExperimentError::Input(format!(
-                    "option `run_store` must be a folder path, got {other}"
-                )))
-            }
-        };
-        let sft: SftOptions = serde_json::from_value(serde_json::Value::Object(map))
-            .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
-        sft.validate()?;
-        Ok(Self {
-            sft,
-            chat_template,
-            run_store,
-        })
+        let options: Self = crate::options::from_value(value)?;
+        options.sft.validate()?;
+        Ok(options)
     }
 }
 

@@ -12,6 +12,8 @@ use super::finetune::{run_fine_tune, FineTuneOptions};
 use super::store::{ContentHash, RunStore};
 use super::uncertainty::{significant, CellOutcomes, Correction};
 use super::{Cancel, ExperimentError, Result};
+use crate::irt::options::IrtOptions;
+use crate::irt::{IrtModel, Method};
 
 /// One item of a task: what the model is asked, what it is trained to answer, how its answer
 /// is judged, and its difficulty bin.
@@ -46,9 +48,9 @@ pub struct MatrixOptions {
     /// mean over seeds. Default: once, with `train.seed`.
     pub seeds: Option<Vec<u64>>,
     /// Fine-tuning options (see `fine_tune`).
-    pub train: serde_json::Value,
+    pub train: FineTuneOptions,
     /// Evaluation options (see `evaluate`).
-    pub evaluate: serde_json::Value,
+    pub evaluate: EvalOptions,
     /// Compute each item's difficulty with IRT from these responses instead of reading a
     /// `bin` or `difficulty` column.
     pub irt: Option<IrtDifficulty>,
@@ -61,26 +63,26 @@ pub struct MatrixOptions {
     pub correction: Correction,
 }
 
-/// Where IRT difficulties come from: `irt_fit(source, model, method, options)`.
+/// Where IRT difficulties come from: `irt_fit(responses, model, method, options)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IrtDifficulty {
     /// A responses table name or query (model_id, item_id, correct[, benchmark]).
     pub responses: String,
     #[serde(default = "default_irt_model")]
-    pub model: String,
+    pub model: IrtModel,
     #[serde(default = "default_irt_method")]
-    pub method: String,
+    pub method: Method,
     #[serde(default)]
-    pub options: serde_json::Value,
+    pub options: IrtOptions,
 }
 
-fn default_irt_model() -> String {
-    "1pl".into()
+fn default_irt_model() -> IrtModel {
+    IrtModel::OnePl
 }
 
-fn default_irt_method() -> String {
-    "jml".into()
+fn default_irt_method() -> Method {
+    Method::Jml
 }
 
 impl Default for MatrixOptions {
@@ -91,8 +93,8 @@ impl Default for MatrixOptions {
             held_out: 0.0,
             seed: 42,
             seeds: None,
-            train: serde_json::json!({}),
-            evaluate: serde_json::json!({}),
+            train: FineTuneOptions::default(),
+            evaluate: EvalOptions::default(),
             irt: None,
             run_store: None,
             bootstrap: 2000,
@@ -103,9 +105,11 @@ impl Default for MatrixOptions {
 }
 
 impl MatrixOptions {
+    /// From a JSON object (unknown keys, at any depth, are an error naming them), checked.
     pub fn from_json(value: &serde_json::Value) -> Result<Self> {
-        let options: Self = serde_json::from_value(value.clone())
-            .map_err(|e| ExperimentError::Input(format!("options: {e}")))?;
+        let options: Self = crate::options::from_value(value)?;
+        // `train.seed` has a default, so whether it was given is read from the JSON itself.
+        let train_seed_given = value.pointer("/train/seed").is_some();
         if !(0.0..1.0).contains(&options.held_out) {
             return Err(ExperimentError::Input(format!(
                 "option `held_out` must be in [0, 1), got {}",
@@ -143,14 +147,24 @@ impl MatrixOptions {
                     seeds[k]
                 )));
             }
-            if options.train.get("seed").is_some() {
+            if train_seed_given {
                 return Err(ExperimentError::Input(
                     "give the fine-tunes' seeds as `seeds` or as `train.seed`, not both".into(),
                 ));
             }
         }
-        FineTuneOptions::from_json(&options.train)?;
-        EvalOptions::from_json(&options.evaluate)?;
+        options.train.sft.validate()?;
+        options.evaluate.validate()?;
+        if let Some(irt) = &options.irt {
+            if irt.options.joint {
+                return Err(ExperimentError::Input(
+                    "option `irt.options.joint`: the matrix needs one difficulty per item id; \
+                     give responses of one benchmark instead"
+                        .into(),
+                ));
+            }
+            irt.options.fit_options(irt.model, irt.method)?;
+        }
         Ok(options)
     }
 }
@@ -236,8 +250,8 @@ pub fn generalization_matrix(
             dup.item.item_id
         )));
     }
-    let train_options = FineTuneOptions::from_json(&options.train)?;
-    let mut eval_options = EvalOptions::from_json(&options.evaluate)?;
+    let train_options = options.train.clone();
+    let mut eval_options = options.evaluate.clone();
     eval_options.run_store = None;
     // Evaluated as trained: with the chat template when the fine-tunes use it, unless the
     // evaluate options say otherwise.

@@ -3,6 +3,7 @@
 //! zero-shot evaluation, one fine-tune per training bin, one evaluation per fine-tune). Each run
 //! is a self-contained job identified by the hash of its inputs, kept in a [`store::RunStore`].
 
+pub mod bins;
 pub mod evaluation;
 pub mod finetune;
 pub mod gap_profile;
@@ -33,6 +34,12 @@ pub enum ExperimentError {
 
     #[error(transparent)]
     Lm(#[from] crate::lm::LmError),
+
+    #[error(transparent)]
+    Irt(#[from] crate::irt::IrtError),
+
+    #[error(transparent)]
+    Options(#[from] crate::options::OptionsError),
 }
 
 impl ExperimentError {

@@ -10,11 +10,29 @@ use arrow::datatypes::DataType;
 use super::error::{IrtError, Result};
 use super::{fit, Fit, FitOptions, MatrixBuilder, ResponseMatrix};
 
-/// One fitted benchmark (`None` for a source without a benchmark column).
+/// One fitted benchmark (`None` for a source without a benchmark column, or a joint fit).
 pub struct BenchmarkFit {
     pub benchmark: Option<String>,
     pub matrix: ResponseMatrix,
     pub fit: Fit,
+}
+
+/// Between the benchmark and the item id in a joint fit's item keys: it sorts before every
+/// other character (so keys sort by benchmark, then item) and no benchmark name holds it.
+const JOINT_SEPARATOR: char = '\0';
+
+impl BenchmarkFit {
+    /// The benchmark and item id of item `index`.
+    pub fn item(&self, index: usize) -> (Option<&str>, &str) {
+        let key = self.matrix.items[index].as_str();
+        match &self.benchmark {
+            Some(b) => (Some(b.as_str()), key),
+            None => match key.split_once(JOINT_SEPARATOR) {
+                Some((b, i)) => (Some(b), i),
+                None => (None, key),
+            },
+        }
+    }
 }
 
 /// Reads string cells of any Arrow string layout without copying the column.
@@ -62,7 +80,7 @@ impl<'a> Text<'a> {
 }
 
 /// Responses grouped by benchmark as they stream in (all in one matrix when `joint`, with
-/// items keyed `benchmark/item_id`). The source needs `model_id`, `item_id`, `correct` and,
+/// items keyed by benchmark and item id, see [`BenchmarkFit::item`]). The source needs `model_id`, `item_id`, `correct` and,
 /// optionally, `benchmark`.
 pub struct MatrixSet {
     joint: bool,
@@ -146,11 +164,20 @@ impl MatrixSet {
             }
             let builder = &mut current.as_mut().expect("set above").1;
             match (&benchmarks, self.joint) {
-                (Some(b), true) => builder.push(
-                    models.value(i),
-                    &format!("{}/{}", b.value(i), items.value(i)),
-                    correct.value(i),
-                ),
+                (Some(b), true) => {
+                    let benchmark = b.value(i);
+                    if benchmark.contains(JOINT_SEPARATOR) {
+                        return Err(IrtError::Invalid(format!(
+                            "source row {}: the benchmark name holds a NUL character",
+                            row0 + i + 1
+                        )));
+                    }
+                    builder.push(
+                        models.value(i),
+                        &format!("{benchmark}{JOINT_SEPARATOR}{}", items.value(i)),
+                        correct.value(i),
+                    )
+                }
                 _ => builder.push(models.value(i), items.value(i), correct.value(i)),
             }
         }

@@ -26,8 +26,8 @@ pub enum IrtError {
     #[error("option `{key}`: {message}")]
     BadOption { key: String, message: String },
 
-    #[error("unknown option `{key}` for irt_fit; known options: {known}")]
-    UnknownOption { key: String, known: String },
+    #[error(transparent)]
+    Options(#[from] crate::options::OptionsError),
 
     #[error("{0}")]
     Invalid(String),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod jml;
 pub mod matrix;
 pub mod mml;
+pub mod options;
 mod progress;
 pub mod quadrature;
 pub mod simulate;
@@ -18,8 +19,9 @@ pub mod vi;
 pub use error::{IrtError, Result};
 pub use matrix::{MatrixBuilder, ResponseMatrix};
 
-/// The item response model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The item response model; in options, `'1pl'` (or `'rasch'`) or `'2pl'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum IrtModel {
     OnePl,
     TwoPl,
@@ -45,8 +47,9 @@ impl IrtModel {
     }
 }
 
-/// The estimation method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The estimation method; in options, `'jml'`, `'vi'` or `'mml'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum Method {
     /// Joint maximum a posteriori by alternating Newton steps.
     Jml,
@@ -76,6 +79,33 @@ impl Method {
             Self::Vi => "vi",
             Self::Mml => "mml",
         }
+    }
+}
+
+impl TryFrom<String> for IrtModel {
+    type Error = IrtError;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl TryFrom<String> for Method {
+    type Error = IrtError;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+/// Written as their names.
+impl serde::Serialize for IrtModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl serde::Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -268,4 +298,12 @@ fn check_finite(matrix: &ResponseMatrix, fit: &Fit, options: &FitOptions) -> Res
 #[inline]
 pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
+}
+
+/// The probability of a correct response under the 3PL model, `c + (1 - c) sigmoid(a (theta
+/// - b))`: ability `theta`, difficulty `b`, discrimination `a`, guessing `c` (1PL: a = 1,
+/// c = 0). The one formula every caller (irt_prob, simulations, sample data) uses.
+#[inline]
+pub fn probability(theta: f64, b: f64, a: f64, c: f64) -> f64 {
+    c + (1.0 - c) * sigmoid(a * (theta - b))
 }

@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{sigmoid, IrtModel, ResponseMatrix, Result};
+use super::{IrtModel, ResponseMatrix, Result};
 
 /// What to simulate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +30,45 @@ impl Default for SimulationSpec {
             missing: 0.1,
             extreme_items: 0.0,
             seed: 42,
+        }
+    }
+}
+
+/// The options object of `irt_simulate`: every field optional.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulationOptions {
+    pub model: IrtModel,
+    pub missing: f64,
+    pub extreme_items: f64,
+    pub seed: u64,
+    /// The benchmark column's value.
+    pub benchmark: String,
+}
+
+impl Default for SimulationOptions {
+    fn default() -> Self {
+        let spec = SimulationSpec::default();
+        Self {
+            model: spec.model,
+            missing: spec.missing,
+            extreme_items: spec.extreme_items,
+            seed: spec.seed,
+            benchmark: "sim".into(),
+        }
+    }
+}
+
+impl SimulationOptions {
+    /// The spec of `n_models` x `n_items` responses with these options.
+    pub fn spec(&self, n_models: usize, n_items: usize) -> SimulationSpec {
+        SimulationSpec {
+            n_models,
+            n_items,
+            model: self.model,
+            missing: self.missing,
+            extreme_items: self.extreme_items,
+            seed: self.seed,
         }
     }
 }
@@ -126,7 +165,7 @@ pub fn simulate(spec: SimulationSpec) -> Simulation {
     for theta in &abilities {
         for (b, a) in difficulties.iter().zip(&discriminations) {
             let missing = rng.random::<f64>() < spec.missing;
-            let correct = rng.random::<f64>() < sigmoid(a * (theta - b));
+            let correct = rng.random::<f64>() < super::probability(*theta, *b, *a, 0.0);
             cells.push((!missing).then_some(correct));
         }
     }

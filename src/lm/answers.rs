@@ -23,8 +23,9 @@ pub fn truncate_at_stop<'a>(text: &'a str, stops: &[String]) -> (&'a str, bool) 
     }
 }
 
-/// Which match a filter keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which match a filter keeps; in options, `'first'` or `'last'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Take {
     First,
     Last,

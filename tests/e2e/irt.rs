@@ -214,15 +214,15 @@ async fn bad_input_is_named() {
         ),
         (
             "SELECT * FROM irt_fit('r', '1pl', 'jml', '{\"tolerence\": 1}')",
-            "unknown option `tolerence`",
+            "options: unknown field `tolerence`, expected one of `priors`",
         ),
         (
             "SELECT * FROM irt_fit('r', '1pl', 'jml', '{\"max_iter\": -3}')",
-            "option `max_iter`: expected a positive integer",
+            "option `max_iter`: invalid value: integer `-3`, expected usize",
         ),
         (
             "SELECT * FROM irt_fit('r', '1pl', 'jml', '{\"difficulty_sd\": 0}')",
-            "option `difficulty_sd` must be positive",
+            "option `difficulty_sd`: must be a positive number, got 0",
         ),
         (
             "SELECT * FROM irt_fit('ok', '2pl', 'vi')",
@@ -234,7 +234,7 @@ async fn bad_input_is_named() {
         ),
         (
             "SELECT * FROM irt_fit('r', '1pl', 'vi', '{\"priors\": \"flat\"}')",
-            "option `priors`: expected 'vague', 'hierarchical' or 'weak'",
+            "option `priors`: unknown variant `flat`, expected one of `weak`, `vague`, `hierarchical`",
         ),
         (
             "SELECT * FROM irt_fit('ok', '1pl', 'mml', '{\"quadrature_points\": 99}')",
@@ -274,7 +274,7 @@ async fn bad_input_is_named() {
         ),
         (
             "SELECT * FROM irt_simulate(10, 10, '{\"missing\": 1.5}')",
-            "option `missing` must be a number in [0, 1)",
+            "irt_simulate: missing must be in [0, 1), got 1.5",
         ),
     ];
     for (q, needle) in cases {
