@@ -300,9 +300,10 @@ pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// The probability of a correct response under the 3PL model, `c + (1 - c) sigmoid(a (theta
-/// - b))`: ability `theta`, difficulty `b`, discrimination `a`, guessing `c` (1PL: a = 1,
-/// c = 0). The one formula every caller (irt_prob, simulations, sample data) uses.
+/// The probability of a correct response under the 3PL model,
+/// `c + (1 - c) sigmoid(a (theta - b))`: ability `theta`, difficulty `b`, discrimination `a`,
+/// guessing `c` (1PL: a = 1, c = 0). The one formula every caller (irt_prob, simulations,
+/// sample data) uses.
 #[inline]
 pub fn probability(theta: f64, b: f64, a: f64, c: f64) -> f64 {
     c + (1.0 - c) * sigmoid(a * (theta - b))
