@@ -12,6 +12,7 @@ use datafusion::common::Result;
 use super::irt_source::{fit_table, IrtCall};
 use super::TableFunctionDoc;
 use crate::irt::batches::BenchmarkFit;
+use crate::irt::Flag;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_abilities",
@@ -51,7 +52,7 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
             ability.append_value(a.ability);
             se.append_value(a.ability_se);
             n.append_value(a.n_responses as i64);
-            flag.append_option(a.flag);
+            flag.append_option(a.flag.map(Flag::name));
         }
     }
     let columns: Vec<ArrayRef> = vec![

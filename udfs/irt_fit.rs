@@ -12,7 +12,7 @@ use datafusion::common::Result;
 use super::irt_source::{fit_table, IrtCall};
 use super::TableFunctionDoc;
 use crate::irt::batches::BenchmarkFit;
-use crate::irt::ItemParams;
+use crate::irt::{Flag, ItemParams};
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_fit",
@@ -91,7 +91,7 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
         float(|_, p| p.infit),
         float(|_, p| p.outfit),
         Arc::new(StringArray::from_iter(
-            rows.iter().map(|(_, _, _, p)| p.flag),
+            rows.iter().map(|(_, _, _, p)| p.flag.map(Flag::name)),
         )),
         float(|f, _| f.fit.log_likelihood),
         float(|f, _| f.fit.objective),

@@ -19,7 +19,7 @@ use futures::StreamExt;
 
 use crate::irt::batches::{fit_all, BenchmarkFit, MatrixSet};
 use crate::irt::options::IrtOptions;
-use crate::irt::{FitOptions, IrtModel, Method};
+use crate::irt::{FitOptions, Flag, IrtModel, Method};
 
 /// Parsed arguments of an IRT table function.
 #[derive(Debug, Clone)]
@@ -156,7 +156,7 @@ fn warn_unconverged(function: &str, f: &BenchmarkFit, options: &FitOptions) {
         .fit
         .items
         .iter()
-        .filter(|i| matches!(i.flag, Some("all_correct" | "all_wrong")))
+        .filter(|i| matches!(i.flag, Some(Flag::AllCorrect | Flag::AllWrong)))
         .count();
     let mut message = format!(
         "{function}: warning: the {} fit of {name} did not converge in {} iterations",

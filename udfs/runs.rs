@@ -93,9 +93,9 @@ impl TableFunctionImpl for Runs {
                     schema(),
                     vec![
                         text(&|r| r.id.clone()),
-                        text(&|r| r.kind.clone()),
+                        text(&|r| r.kind.name().to_string()),
                         text(&|r| r.model.clone()),
-                        text(&|r| r.status.clone()),
+                        text(&|r| r.status.name().to_string()),
                         Arc::new(
                             TimestampSecondArray::from_iter_values(
                                 runs.iter().map(|r| r.created as i64),

@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
-use super::store::{hash_model, now, ContentHash, RunRecord, RunStore};
+use super::store::{hash_model, now, ContentHash, RunKind, RunRecord, RunStatus, RunStore};
 use super::{Cancel, ExperimentError, Result, VERSION};
 use crate::lm::answers::{AnswerFilter, ExactMatch, Take};
 use crate::lm::evaluate::{ChoiceItem, Evaluator, GenerationItem, GenerationOptions};
@@ -385,10 +385,10 @@ pub fn run_evaluation(
     let created = now();
     let mut record = RunRecord {
         id: id.clone(),
-        kind: "evaluate".into(),
+        kind: RunKind::Evaluate,
         model: model.display().to_string(),
         options: serde_json::to_value(options).unwrap_or_default(),
-        status: "running".into(),
+        status: RunStatus::Running,
         created,
         updated: created,
         seconds: 0.0,
@@ -409,7 +409,7 @@ pub fn run_evaluation(
                 store.record_failure(&mut record, &e);
                 return Err(e);
             }
-            record.status = "done".into();
+            record.status = RunStatus::Done;
             record.updated = now();
             record.seconds = started.elapsed().as_secs_f64();
             record.summary = serde_json::json!({

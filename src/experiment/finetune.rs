@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{hash_model, now, ContentHash, RunRecord, RunStore};
+use super::store::{hash_model, now, ContentHash, RunKind, RunRecord, RunStatus, RunStore};
 use super::{Cancel, ExperimentError, Result, VERSION};
 use crate::lm::tokenizer::TextTokenizer;
 use crate::lm::train::{encode_examples, fine_tune, Control, SftOptions};
@@ -149,10 +149,10 @@ pub fn run_fine_tune(
     }
     let mut record = RunRecord {
         id: id.clone(),
-        kind: "fine_tune".into(),
+        kind: RunKind::FineTune,
         model: base.display().to_string(),
         options: serde_json::json!({"train": options.sft, "chat_template": chat}),
-        status: "running".into(),
+        status: RunStatus::Running,
         created: earlier.as_ref().map_or_else(now, |r| r.created),
         updated: now(),
         seconds: earlier.as_ref().map_or(0.0, |r| r.seconds),
@@ -199,7 +199,7 @@ pub fn run_fine_tune(
         "losses": report.losses,
     });
     if !report.completed {
-        record.status = "interrupted".into();
+        record.status = RunStatus::Interrupted;
         store.write_record(&record)?;
         return Err(ExperimentError::Cancelled(format!(
             "fine-tune {id} after step {} of {}; the same query resumes it",
@@ -210,7 +210,7 @@ pub fn run_fine_tune(
         store.record_failure(&mut record, &e);
         return Err(e);
     }
-    record.status = "done".into();
+    record.status = RunStatus::Done;
     store.write_record(&record)?;
     Ok(FineTuneResult {
         run_id: id,

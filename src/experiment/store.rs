@@ -108,17 +108,66 @@ pub fn hash_model(dir: &Path, hash: &mut ContentHash) -> Result<()> {
     Ok(())
 }
 
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    FineTune,
+    Evaluate,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Stopped (cancelled, or its process died): resumable.
+    Interrupted,
+    Failed,
+    Done,
+}
+
+impl RunKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FineTune => "fine_tune",
+            Self::Evaluate => "evaluate",
+        }
+    }
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+            Self::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What the store records of a run (`run.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,
-    /// "fine_tune" or "evaluate".
-    pub kind: String,
+    pub kind: RunKind,
     pub model: String,
     pub options: serde_json::Value,
-    /// "running", "interrupted", "failed" or "done". A `running` record whose lock no live
-    /// process holds is listed as `interrupted`.
-    pub status: String,
+    /// A `running` record whose lock no live process holds is listed as `interrupted`.
+    pub status: RunStatus,
     /// Seconds since 1970 when the run was first started.
     pub created: u64,
     pub updated: u64,
@@ -138,7 +187,7 @@ impl RunRecord {
     /// A done run whose files are all as they were written; otherwise why not (`None` when
     /// reusable). Records from before checksums are trusted if their files exist.
     pub fn unusable(&self, dir: &Path) -> Option<String> {
-        if self.status != "done" {
+        if self.status != RunStatus::Done {
             return Some(format!("its status is {}", self.status));
         }
         first_mismatch(dir, &self.files)
@@ -148,7 +197,7 @@ impl RunRecord {
     /// file as it was written. A done run that fails its checks says so on stderr (`function`
     /// names the caller); it is then done again.
     pub fn reusable(&self, dir: &Path, required: &Path, function: &str) -> bool {
-        if self.status != "done" || !required.exists() {
+        if self.status != RunStatus::Done || !required.exists() {
             return false;
         }
         match self.unusable(dir) {
@@ -338,8 +387,8 @@ impl RunStore {
             }
             match self.record(&id) {
                 Ok(Some(mut r)) => {
-                    if r.status == "running" && !self.lock_held(&id) {
-                        r.status = "interrupted".into();
+                    if r.status == RunStatus::Running && !self.lock_held(&id) {
+                        r.status = RunStatus::Interrupted;
                     }
                     listing.runs.push(r)
                 }
@@ -402,8 +451,8 @@ impl RunStore {
     /// to return (a failure to write the record is secondary and dropped).
     pub fn record_failure(&self, record: &mut RunRecord, error: &ExperimentError) {
         record.status = match error {
-            ExperimentError::Cancelled(_) => "interrupted".into(),
-            _ => "failed".into(),
+            ExperimentError::Cancelled(_) => RunStatus::Interrupted,
+            _ => RunStatus::Failed,
         };
         record.updated = now();
         if let serde_json::Value::Object(map) = &mut record.summary {
@@ -444,10 +493,10 @@ mod tests {
         assert!(store.record("x").unwrap().is_none());
         let record = RunRecord {
             id: "x".into(),
-            kind: "evaluate".into(),
+            kind: RunKind::Evaluate,
             model: "m".into(),
             options: serde_json::json!({}),
-            status: "done".into(),
+            status: RunStatus::Done,
             created: 10,
             updated: 10,
             seconds: 1.0,
@@ -482,10 +531,10 @@ mod tests {
         let store = RunStore::locate(Some(tmp.path().to_str().unwrap()));
         let mut record = RunRecord {
             id: "r".into(),
-            kind: "fine_tune".into(),
+            kind: RunKind::FineTune,
             model: "m".into(),
             options: serde_json::json!({}),
-            status: "running".into(),
+            status: RunStatus::Running,
             created: 1,
             updated: 1,
             seconds: 0.0,
@@ -497,10 +546,10 @@ mod tests {
         store.write_record(&record).unwrap();
         // Killed: the record says running, no process holds the lock.
         std::fs::write(tmp.path().join("r.lock"), "999999999").unwrap();
-        assert_eq!(store.list().unwrap().runs[0].status, "interrupted");
+        assert_eq!(store.list().unwrap().runs[0].status, RunStatus::Interrupted);
         // Held by a live process (this one): still running.
         std::fs::write(tmp.path().join("r.lock"), std::process::id().to_string()).unwrap();
-        assert_eq!(store.list().unwrap().runs[0].status, "running");
+        assert_eq!(store.list().unwrap().runs[0].status, RunStatus::Running);
         std::fs::remove_file(tmp.path().join("r.lock")).unwrap();
         // A truncated record does not hide the others.
         std::fs::create_dir_all(tmp.path().join("bad")).unwrap();
@@ -515,9 +564,12 @@ mod tests {
         );
         // A failure is recorded with its cause.
         store.record_failure(&mut record, &ExperimentError::Input("loss is NaN".into()));
-        assert_eq!(store.record("r").unwrap().unwrap().status, "failed");
+        assert_eq!(
+            store.record("r").unwrap().unwrap().status,
+            RunStatus::Failed
+        );
         // Files checked on reuse.
-        record.status = "done".into();
+        record.status = RunStatus::Done;
         std::fs::write(tmp.path().join("r/items.parquet"), "rows").unwrap();
         record
             .add_files(&store.run_dir("r"), "items.parquet")

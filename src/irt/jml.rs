@@ -343,14 +343,14 @@ mod tests {
             }
             // Items are numbered in sorted id order: impossible, normal, trivial.
             let (impossible, normal, trivial) = (&f.items[0], &f.items[1], &f.items[2]);
-            assert_eq!(trivial.flag, Some("all_correct"));
-            assert_eq!(impossible.flag, Some("all_wrong"));
+            assert_eq!(trivial.flag, Some(crate::irt::Flag::AllCorrect));
+            assert_eq!(impossible.flag, Some(crate::irt::Flag::AllWrong));
             assert_eq!(normal.flag, None);
             assert!(
                 trivial.difficulty < normal.difficulty && normal.difficulty < impossible.difficulty
             );
             let lonely = f.abilities.last().unwrap();
-            assert_eq!(lonely.flag, Some("few_responses"));
+            assert_eq!(lonely.flag, Some(crate::irt::Flag::FewResponses));
             assert!(lonely.ability.is_finite() && lonely.ability_se.is_finite());
         }
     }

@@ -468,10 +468,10 @@ mod tests {
             assert!(d.iter().all(|x| x.is_finite()), "{d:?}");
             // Items are numbered in sorted id order: easy, hard, impossible, trivial.
             assert!(d[3] < d[0] && d[0] < d[1] && d[1] < d[2], "{d:?}");
-            assert_eq!(f.items[3].flag, Some("all_correct"));
-            assert_eq!(f.items[2].flag, Some("all_wrong"));
+            assert_eq!(f.items[3].flag, Some(crate::irt::Flag::AllCorrect));
+            assert_eq!(f.items[2].flag, Some(crate::irt::Flag::AllWrong));
             let lonely = f.abilities.last().unwrap();
-            assert_eq!(lonely.flag, Some("few_responses"));
+            assert_eq!(lonely.flag, Some(crate::irt::Flag::FewResponses));
             assert!(lonely.ability.is_finite() && lonely.ability_se.is_finite());
         }
     }

@@ -199,6 +199,28 @@ impl Default for FitOptions {
     }
 }
 
+/// Why an estimate rests on the prior more than on the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// Every response was correct: no finite maximum-likelihood estimate.
+    AllCorrect,
+    /// Every response was wrong.
+    AllWrong,
+    /// A model with fewer responses than `min_responses`.
+    FewResponses,
+}
+
+impl Flag {
+    /// The name in the `flag` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AllCorrect => "all_correct",
+            Self::AllWrong => "all_wrong",
+            Self::FewResponses => "few_responses",
+        }
+    }
+}
+
 /// Estimates of one item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemParams {
@@ -211,8 +233,8 @@ pub struct ItemParams {
     pub infit: f64,
     /// Unweighted mean square of standardized residuals (1 is ideal).
     pub outfit: f64,
-    /// `all_correct` / `all_wrong`: the estimate comes from the prior's shrinkage.
-    pub flag: Option<&'static str>,
+    /// All correct or all wrong: the estimate comes from the prior's shrinkage.
+    pub flag: Option<Flag>,
 }
 
 /// Estimates of one model (subject).
@@ -221,7 +243,7 @@ pub struct Ability {
     pub ability: f64,
     pub ability_se: f64,
     pub n_responses: usize,
-    pub flag: Option<&'static str>,
+    pub flag: Option<Flag>,
 }
 
 /// A finished fit.

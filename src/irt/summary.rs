@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::matrix::MISSING;
-use super::{sigmoid, Ability, ItemParams, ResponseMatrix};
+use super::{sigmoid, Ability, Flag, ItemParams, ResponseMatrix};
 
 /// Most quadrature nodes the per-response kernels carry.
 pub(super) const MAX_NODES: usize = 32;
@@ -227,11 +227,11 @@ fn dense_item_sums<const FULL: bool>(
     total
 }
 
-pub(super) fn extreme_flag(correct: usize, n: usize) -> Option<&'static str> {
+pub(super) fn extreme_flag(correct: usize, n: usize) -> Option<Flag> {
     if n > 0 && correct == n {
-        Some("all_correct")
+        Some(Flag::AllCorrect)
     } else if correct == 0 {
-        Some("all_wrong")
+        Some(Flag::AllWrong)
     } else {
         None
     }
@@ -355,7 +355,7 @@ pub(super) fn abilities(
             ability_se: se,
             n_responses: n,
             flag: if n < min_responses {
-                Some("few_responses")
+                Some(Flag::FewResponses)
             } else {
                 extreme_flag(c, n)
             },

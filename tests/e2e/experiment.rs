@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crossdiff::experiment::evaluation::EvalItem;
 use crossdiff::experiment::matrix::{generalization_matrix, MatrixOptions, TaskItem};
+use crossdiff::experiment::store::{RunKind, RunStatus};
 use crossdiff::experiment::{Cancel, RunStore};
 use crossdiff::lm::tiny::{create_tiny_model, TinySpec};
 
@@ -340,7 +341,7 @@ fn interrupted_matrix_resumes_to_the_same_result() {
                 .map(|l| l.runs)
                 .unwrap_or_default()
                 .iter()
-                .any(|r| r.kind == "fine_tune" && r.status == "done");
+                .any(|r| r.kind == RunKind::FineTune && r.status == RunStatus::Done);
             if done || cancel.is_set() {
                 cancel.0.store(true, Ordering::SeqCst);
                 break;
@@ -436,10 +437,10 @@ fn runs_command_lists_and_cleans() {
     store
         .write_record(&crossdiff::experiment::RunRecord {
             id: "ev-1".into(),
-            kind: "evaluate".into(),
+            kind: RunKind::Evaluate,
             model: "m".into(),
             options: serde_json::json!({}),
-            status: "done".into(),
+            status: RunStatus::Done,
             created: 1,
             updated: 1,
             seconds: 2.0,
@@ -879,7 +880,7 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
             .map(|l| l.runs)
             .unwrap_or_default()
             .iter()
-            .any(|r| r.kind == kind && r.status == status)
+            .any(|r| r.kind.name() == kind && r.status.name() == status)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !status("fine_tune", "running") {
@@ -899,13 +900,13 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
         .unwrap()
         .runs
         .into_iter()
-        .find(|r| r.status == "interrupted")
+        .find(|r| r.status == RunStatus::Interrupted)
         .unwrap();
     let steps = stopped.summary["steps"].as_u64().unwrap();
     assert!(steps < 150, "stopped after {steps} of 150 steps");
     let finished = sql(&ctx, &q).await;
     assert_eq!(finished.iter().map(|b| b.num_rows()).sum::<usize>(), 9);
     let record = store.record(&stopped.id).unwrap().unwrap();
-    assert_eq!(record.status, "done");
+    assert_eq!(record.status, RunStatus::Done);
     assert_eq!(record.summary["steps"].as_u64(), Some(150));
 }

@@ -302,7 +302,10 @@ async fn diverged_and_corrupted_runs_are_not_done() {
     assert!(err.contains("diverged at step"), "{err}");
     let listing = store.list().unwrap();
     assert_eq!(listing.runs.len(), 1);
-    assert_eq!(listing.runs[0].status, "failed");
+    assert_eq!(
+        listing.runs[0].status,
+        crossdiff::experiment::store::RunStatus::Failed
+    );
     assert!(listing.runs[0].summary["error"]
         .as_str()
         .unwrap()
@@ -350,10 +353,10 @@ fn runs_list_reports_dead_runs_and_broken_records() {
     let store = RunStore::locate(Some(tmp.path().to_str().unwrap()));
     let record = crossdiff::experiment::RunRecord {
         id: "ft-dead".into(),
-        kind: "fine_tune".into(),
+        kind: crossdiff::experiment::store::RunKind::FineTune,
         model: "m".into(),
         options: serde_json::json!({}),
-        status: "running".into(),
+        status: crossdiff::experiment::store::RunStatus::Running,
         created: 1,
         updated: 1,
         seconds: 0.0,
