@@ -8,9 +8,16 @@
 --       the leaderboard: tiny language models of several sizes, each trained by crossdiff
 --       on the benchmark's questions and saved at many training budgets; every snapshot
 --       answered every item (greedy decoding, exact match)
--- Model: data/demo/models/base, a tiny Qwen2-architecture model trained on other problems
--- of the same family (it never saw these items' answers except one-digit facts).
+-- Model: models/base in the data folder, a tiny Qwen2-architecture model trained on other
+-- problems of the same family (it never saw these items' answers except one-digit facts).
 -- `crossdiff zoo --out data/demo` regenerates all of it from scratch.
+--
+-- Paths: model folders are relative to the setting crossdiff.data_dir, runs are kept in
+-- crossdiff.run_store, and outputs are written to the working directory. `crossdiff demo
+-- --out DIR` runs the script in DIR with crossdiff.data_dir set to the data folder and
+-- crossdiff.run_store to DIR/runs. By hand, in the output folder:
+--   crossdiff sql --data DATA -c "SET crossdiff.data_dir = 'DATA'" \
+--                 -c "SET crossdiff.run_store = 'runs'" -f demo.sql
 
 -- 1. The leaderboard.
 SELECT count(DISTINCT model_id) AS models,
@@ -72,17 +79,16 @@ FROM items i JOIN item_difficulty d USING (item_id);
 -- 5. The generalization matrix: the base model zero-shot, one fine-tune per bin, each
 --    fine-tune evaluated on every bin. As in the paper's code every item is evaluated,
 --    the training bin's included; set "held_out": 0.5 to evaluate on unseen items only.
---    Runs are cached in out/demo/runs: a second demo reuses them.
+--    Runs are cached in the run store: a second demo reuses them.
 CREATE TABLE matrix AS
-SELECT * FROM generalization_matrix('task', 'data/demo/models/base', '{
+SELECT * FROM generalization_matrix('task', 'models/base', '{
   "n_bins": 10,
   "held_out": 0,
   "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
             "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
             "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
   "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
-  "run_store": "out/demo/runs"
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
 }');
 
 -- Zero-shot accuracy per bin: the base model finds easy items easy.
@@ -113,15 +119,14 @@ FROM matrix WHERE significant ORDER BY train_bin, eval_bin;
 --    reads the same runs (nothing is retrained) and resamples items and cells for each
 --    interval; the last row is the slope of delta per bin of |gap|.
 CREATE TABLE profile AS
-SELECT * FROM gap_profile('task', 'data/demo/models/base', '{
+SELECT * FROM gap_profile('task', 'models/base', '{
   "n_bins": 10,
   "held_out": 0,
   "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
             "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
             "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
   "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
-  "run_store": "out/demo/runs"
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
 }');
 
 SELECT measure, gap, direction, n_cells, round(estimate, 3) AS estimate,
@@ -132,15 +137,14 @@ FROM profile ORDER BY measure, gap;
 --    held out of training. A diagonal gain that vanishes here was the fine-tune learning
 --    its own training items, not the bin's skill.
 CREATE TABLE matrix_held_out AS
-SELECT * FROM generalization_matrix('task', 'data/demo/models/base', '{
+SELECT * FROM generalization_matrix('task', 'models/base', '{
   "n_bins": 10,
   "held_out": 0.5,
   "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
             "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
             "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
   "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
-  "run_store": "out/demo/runs"
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
 }');
 
 SELECT abs(a.train_bin - a.eval_bin) AS bin_gap,
@@ -151,15 +155,14 @@ GROUP BY bin_gap
 ORDER BY bin_gap;
 
 CREATE TABLE profile_held_out AS
-SELECT * FROM gap_profile('task', 'data/demo/models/base', '{
+SELECT * FROM gap_profile('task', 'models/base', '{
   "n_bins": 10,
   "held_out": 0.5,
   "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
             "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
             "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
   "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64},
-  "run_store": "out/demo/runs"
+               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
 }');
 
 SELECT measure, gap, n_cells, round(estimate, 3) AS estimate,
@@ -169,28 +172,28 @@ FROM profile_held_out ORDER BY measure, gap;
 -- 8. Exports for pandas, Polars or DuckDB, then the pictures.
 COPY (SELECT d.*, i.question, i.answer, i.n_digits, i.n_carries
       FROM item_difficulty d JOIN items i USING (item_id) ORDER BY bin, item_id)
-TO 'out/demo/item_difficulty.parquet' STORED AS PARQUET;
+TO 'item_difficulty.parquet' STORED AS PARQUET;
 
 COPY (SELECT * FROM matrix ORDER BY train_bin, eval_bin)
-TO 'out/demo/matrix.parquet' STORED AS PARQUET;
+TO 'matrix.parquet' STORED AS PARQUET;
 
 COPY (SELECT * FROM matrix_held_out ORDER BY train_bin, eval_bin)
-TO 'out/demo/matrix_held_out.parquet' STORED AS PARQUET;
+TO 'matrix_held_out.parquet' STORED AS PARQUET;
 
 COPY (SELECT 'all items' AS evaluated_on, * FROM profile
       UNION ALL SELECT 'held-out items', * FROM profile_held_out)
-TO 'out/demo/gap_profile.parquet' STORED AS PARQUET;
+TO 'gap_profile.parquet' STORED AS PARQUET;
 
-SELECT * FROM plot_matrix('matrix', 'out/demo/matrix',
+SELECT * FROM plot_matrix('matrix', 'matrix',
                           'Arithmetic, tiny model: accuracy change vs zero-shot');
 
-SELECT * FROM plot_matrix('matrix_held_out', 'out/demo/matrix_held_out',
+SELECT * FROM plot_matrix('matrix_held_out', 'matrix_held_out',
                           'Arithmetic, tiny model, unseen items: accuracy change vs zero-shot');
 
-SELECT * FROM plot_gap_profile('profile', 'out/demo/gap_profile',
+SELECT * FROM plot_gap_profile('profile', 'gap_profile',
                                'Arithmetic, tiny model: accuracy change by train/eval gap');
 
-SELECT * FROM plot_gap_profile('profile_held_out', 'out/demo/gap_profile_held_out',
+SELECT * FROM plot_gap_profile('profile_held_out', 'gap_profile_held_out',
                                'Arithmetic, tiny model, unseen items: change by train/eval gap');
 
-SELECT * FROM plot_difficulty('item_difficulty', 'out/demo');
+SELECT * FROM plot_difficulty('item_difficulty', '.');

@@ -27,6 +27,7 @@ pub mod local_files;
 pub mod options;
 pub mod plot;
 pub mod session;
+pub mod settings;
 pub mod shell;
 pub mod stats;
 

@@ -428,23 +428,34 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
             ));
         }
     }
-    // The script names its folders data/demo and out/demo; here they are the ones given.
-    let slash = |p: &Path| p.display().to_string().trim_end_matches('/').to_string();
-    let script = DEMO_SQL
-        .replace("'data/demo/", &format!("'{}/", slash(&data)))
-        .replace("'out/demo/", &format!("'{}/", slash(&args.out)))
-        .replace("'out/demo'", &format!("'{}'", slash(&args.out)))
-        .replace("\"out/demo/", &format!("\"{}/", slash(&args.out)));
+    // The script reads model folders under crossdiff.data_dir, keeps runs in
+    // crossdiff.run_store and writes to the working directory: the output folder.
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let absolute = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (data_abs, out_abs) = (absolute(&data)?, absolute(&args.out)?);
     let ctx = crossdiff::new_context();
-    crossdiff::register_data_dir(&ctx, &data)
+    crossdiff::register_data_dir(&ctx, &data_abs)
         .await
         .map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    for (key, value) in [
+        ("crossdiff.data_dir", data_abs.display().to_string()),
+        (
+            "crossdiff.run_store",
+            out_abs.join("runs").display().to_string(),
+        ),
+    ] {
+        crossdiff::settings::set(&ctx, key, &value).map_err(|e| e.to_string())?;
+    }
+    std::env::set_current_dir(&out_abs).map_err(|e| format!("{}: {e}", out_abs.display()))?;
     let mut shell = Shell::new(ctx, args.format).with_max_rows(args.maxrows);
     shell
-        .run_script(&script, "queries/demo.sql", &mut std::io::stdout())
+        .run_script(DEMO_SQL, "queries/demo.sql", &mut std::io::stdout())
         .await
         .map_err(|e| e.to_string())?;
+    let slash = |p: &Path| p.display().to_string().trim_end_matches('/').to_string();
     let out = slash(&args.out);
     eprintln!(
         "\ndemo finished in {:.1} s\ninputs:  {d}/items.parquet, {d}/responses.parquet, {d}/models/base",

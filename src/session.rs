@@ -11,7 +11,9 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 /// A DataFusion session with every crossdiff function registered and `information_schema`
 /// (so `SHOW TABLES`, `SHOW FUNCTIONS` and `\d` work).
 pub fn new_context() -> SessionContext {
-    let config = SessionConfig::new().with_information_schema(true);
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_option_extension(crate::settings::Settings::default());
     let ctx = SessionContext::new_with_config(config);
     crate::local_files::LocalFiles::register(&ctx);
     crate::udfs::register_all(&ctx);

@@ -1,6 +1,5 @@
 //! `evaluate(model, eval_source [, options])`: per-item outcomes of a cached evaluation.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -16,6 +15,7 @@ use crate::experiment::evaluation::{
     items_schema, outcomes_to_batch, run_evaluation, EvalItem, EvalOptions,
 };
 use crate::experiment::{Cancel, RunStore};
+use crate::settings::Settings;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "evaluate",
@@ -72,9 +72,11 @@ impl TableFunctionImpl for Evaluate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let call =
             ExperimentCall::parse(DOC.name, DOC.syntax, ["model", "eval_source"], args.exprs())?;
-        let options = EvalOptions::from_json(&call.options)
+        let mut options = EvalOptions::from_json(&call.options)
             .map_err(|e| DataFusionError::Plan(format!("evaluate: {e}")))?;
-        let (model, source) = (PathBuf::from(call.first), call.second);
+        let settings = Settings::of(args.session());
+        options.run_store = options.run_store.or(settings.run_store.clone());
+        let (model, source) = (settings.model_path(&call.first), call.second);
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {

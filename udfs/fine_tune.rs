@@ -1,6 +1,5 @@
 //! `fine_tune(base_model, train_source [, options])`: a cached, resumable fine-tune.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
@@ -14,6 +13,7 @@ use super::experiment_source::{
 use super::TableFunctionDoc;
 use crate::experiment::finetune::{run_fine_tune, FineTuneOptions};
 use crate::experiment::{Cancel, RunStore};
+use crate::settings::Settings;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "fine_tune",
@@ -53,9 +53,11 @@ impl TableFunctionImpl for FineTune {
             ["base_model", "train_source"],
             args.exprs(),
         )?;
-        let options = FineTuneOptions::from_json(&call.options)
+        let mut options = FineTuneOptions::from_json(&call.options)
             .map_err(|e| DataFusionError::Plan(format!("fine_tune: {e}")))?;
-        let (model, source) = (PathBuf::from(call.first), call.second);
+        let settings = Settings::of(args.session());
+        options.run_store = options.run_store.or(settings.run_store.clone());
+        let (model, source) = (settings.model_path(&call.first), call.second);
         Ok(lazy_table(schema(), move |ctx| {
             let (model, source, options) = (model.clone(), source.clone(), options.clone());
             async move {

@@ -25,6 +25,7 @@ use crate::experiment::matrix::{
     generalization_matrix, MatrixOptions, MatrixResult, TaskItem, STABLE_BIN,
 };
 use crate::experiment::{Cancel, RunStore};
+use crate::settings::Settings;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "generalization_matrix",
@@ -216,9 +217,11 @@ pub(crate) fn parse_matrix_call(
         ["task_source", "base_model"],
         args.exprs(),
     )?;
-    let options = MatrixOptions::from_json(&call.options)
+    let mut options = MatrixOptions::from_json(&call.options)
         .map_err(|e| DataFusionError::Plan(format!("{}: {e}", doc.name)))?;
-    Ok((call.first, PathBuf::from(call.second), options))
+    let settings = Settings::of(args.session());
+    options.run_store = options.run_store.or(settings.run_store.clone());
+    Ok((call.first, settings.model_path(&call.second), options))
 }
 
 impl TableFunctionImpl for GeneralizationMatrix {

@@ -54,9 +54,17 @@ impl IrtCall {
                 .map_err(|e| plan_error(function, e))?,
             _ => IrtOptions::default(),
         };
-        let options = typed
+        let mut options = typed
             .fit_options(model, method)
             .map_err(|e| plan_error(function, e))?;
+        if options.threads.is_none() {
+            if let Some(n) = crate::settings::Settings::of(session).threads {
+                options.threads = Some(
+                    crate::limits::check_threads("setting crossdiff.threads", n)
+                        .map_err(|e| plan_error(function, e))?,
+                );
+            }
+        }
         let joint = typed.joint;
         // A bare name must be a known table now; a query must be read-only (it is planned
         // when it runs).

@@ -12,6 +12,7 @@ use datafusion::common::{plan_err, DataFusionError, Result};
 use super::experiment_source::lazy_table;
 use super::{string_arg, TableFunctionDoc};
 use crate::experiment::RunStore;
+use crate::settings::Settings;
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "runs",
@@ -54,23 +55,21 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-fn store_arg(
-    function: &str,
-    exprs: &[datafusion::logical_expr::Expr],
-    index: usize,
-) -> Result<RunStore> {
-    Ok(if exprs.len() > index {
-        RunStore::locate(Some(&string_arg(function, exprs, index, "run_store")?))
-    } else {
-        RunStore::locate(None)
-    })
+/// The store an argument names, else the session's `crossdiff.run_store`, else the default.
+fn store_arg(function: &str, args: &TableFunctionArgs, index: usize) -> Result<RunStore> {
+    let exprs = args.exprs();
+    let named = match exprs.len() > index {
+        true => Some(string_arg(function, exprs, index, "run_store")?),
+        false => None,
+    };
+    Ok(Settings::of(args.session()).run_store(named.as_deref()))
 }
 
 impl TableFunctionImpl for Runs {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         DOC.check_arg_count(exprs, 0..=1)?;
-        let store = store_arg(DOC.name, exprs, 0)?;
+        let store = store_arg(DOC.name, &args, 0)?;
         Ok(lazy_table(schema(), move |_ctx| {
             let store = store.clone();
             async move {
@@ -129,7 +128,7 @@ impl TableFunctionImpl for RunItems {
         let exprs = args.exprs();
         ITEMS_DOC.check_arg_count(exprs, 1..=2)?;
         let id = string_arg(ITEMS_DOC.name, exprs, 0, "run_id")?;
-        let store = store_arg(ITEMS_DOC.name, exprs, 1)?;
+        let store = store_arg(ITEMS_DOC.name, &args, 1)?;
         let path = store.run_dir(&id).join("items.parquet");
         if !path.exists() {
             return plan_err!(

@@ -278,9 +278,10 @@ fn demo_runs_the_whole_study() {
         "eval_bin,items,zero_shot",
         "measure,gap,direction,n_cells,estimate,ci_low,ci_high",
         "slope_per_bin,,,100,",
-        "results/matrix_heatmap.png",
-        "results/gap_profile.svg",
-        "results/difficulty_arithmetic.svg",
+        // Written to the working directory: the output folder.
+        "\nmatrix_heatmap.png",
+        "\ngap_profile.svg",
+        "\n./difficulty_arithmetic.svg",
     ] {
         assert!(text.contains(needle), "{needle}: {text}");
     }
