@@ -4,6 +4,7 @@
 //! `src/` (`stats`, `data`, and later `irt` and `lm`).
 
 pub mod arithmetic_items;
+pub mod crossdiff_functions;
 pub mod difficulty_bin;
 pub mod difficulty_bin_stability;
 pub mod difficulty_quantile;
@@ -34,8 +35,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
 use datafusion::arrow::compute::{lexsort_to_indices, SortColumn, SortOptions};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableFunctionImpl;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
-use datafusion::logical_expr::{AggregateUDF, DocSection, Expr, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{
+    AggregateUDF, DocSection, Documentation, Expr, ScalarUDF, WindowUDF,
+};
 use datafusion::prelude::SessionContext;
 
 /// Documentation of a table function (DataFusion keeps none for them), shown by `\h NAME`.
@@ -68,74 +72,124 @@ impl TableFunctionDoc {
     }
 }
 
-/// Every table function crossdiff registers, with its documentation.
-pub fn table_function_docs() -> Vec<TableFunctionDoc> {
+/// One crossdiff SQL function.
+pub enum Function {
+    Scalar(ScalarUDF),
+    Aggregate(AggregateUDF),
+    Window(WindowUDF),
+    /// DataFusion keeps no documentation for table functions: it travels beside them.
+    Table(TableFunctionDoc, Arc<dyn TableFunctionImpl>),
+}
+
+/// What a function's documentation says, whatever its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDoc {
+    pub name: String,
+    /// "scalar", "aggregate", "window" or "table".
+    pub kind: &'static str,
+    pub syntax: String,
+    pub description: String,
+    /// (argument, what it is); empty where the description says it.
+    pub arguments: Vec<(String, String)>,
+    /// One or more SQL statements, each ending in `;` (comments allowed).
+    pub example: String,
+}
+
+impl Function {
+    pub fn doc(&self) -> FunctionDoc {
+        let from = |name: &str, kind, d: Option<&Documentation>| {
+            let d = d.expect("every crossdiff function is documented (tested)");
+            FunctionDoc {
+                name: name.to_string(),
+                kind,
+                syntax: d.syntax_example.clone(),
+                description: d.description.clone(),
+                arguments: d.arguments.clone().unwrap_or_default(),
+                example: d.sql_example.clone().unwrap_or_default(),
+            }
+        };
+        match self {
+            Self::Scalar(f) => from(f.name(), "scalar", f.documentation()),
+            Self::Aggregate(f) => from(f.name(), "aggregate", f.documentation()),
+            Self::Window(f) => from(f.name(), "window", f.documentation()),
+            Self::Table(d, _) => FunctionDoc {
+                name: d.name.to_string(),
+                kind: "table",
+                syntax: d.syntax.to_string(),
+                description: d.description.to_string(),
+                arguments: Vec::new(),
+                example: d.example.to_string(),
+            },
+        }
+    }
+}
+
+/// Every crossdiff function: the one list that registration, `\h`, `crossdiff_functions()`
+/// and the test that runs every example read.
+pub fn functions() -> Vec<Function> {
+    let table = |doc: TableFunctionDoc, f: Arc<dyn TableFunctionImpl>| Function::Table(doc, f);
     vec![
-        irt_fit::DOC,
-        irt_abilities::DOC,
-        irt_simulate::DOC,
-        arithmetic_items::DOC,
-        read_responses::DOC,
-        tiny_model::DOC,
-        fine_tune::DOC,
-        evaluate::DOC,
-        generalization_matrix::DOC,
-        gap_profile::DOC,
-        runs::DOC,
-        runs::ITEMS_DOC,
-        plot_matrix::DOC,
-        plot_gap_profile::DOC,
-        plot_difficulty::DOC,
+        Function::Scalar(ScalarUDF::new_from_impl(irt_prob::IrtProb::default())),
+        Function::Aggregate(AggregateUDF::new_from_impl(spearman_corr::spearman_corr())),
+        Function::Aggregate(AggregateUDF::new_from_impl(kendall_tau::kendall_tau())),
+        Function::Window(WindowUDF::new_from_impl(
+            difficulty_quantile::DifficultyQuantile::default(),
+        )),
+        Function::Window(WindowUDF::new_from_impl(
+            difficulty_bin::DifficultyBin::default(),
+        )),
+        Function::Window(WindowUDF::new_from_impl(
+            difficulty_bin_stability::DifficultyBinStability::default(),
+        )),
+        table(read_responses::DOC, Arc::new(read_responses::ReadResponses)),
+        table(irt_fit::DOC, Arc::new(irt_fit::IrtFit)),
+        table(irt_abilities::DOC, Arc::new(irt_abilities::IrtAbilities)),
+        table(irt_simulate::DOC, Arc::new(irt_simulate::IrtSimulate)),
+        table(
+            arithmetic_items::DOC,
+            Arc::new(arithmetic_items::ArithmeticItems),
+        ),
+        table(tiny_model::DOC, Arc::new(tiny_model::TinyModel)),
+        table(fine_tune::DOC, Arc::new(fine_tune::FineTune)),
+        table(evaluate::DOC, Arc::new(evaluate::Evaluate)),
+        table(
+            generalization_matrix::DOC,
+            Arc::new(generalization_matrix::GeneralizationMatrix),
+        ),
+        table(gap_profile::DOC, Arc::new(gap_profile::GapProfile)),
+        table(runs::DOC, Arc::new(runs::Runs)),
+        table(runs::ITEMS_DOC, Arc::new(runs::RunItems)),
+        table(plot_matrix::DOC, Arc::new(plot_matrix::PlotMatrix)),
+        table(
+            plot_gap_profile::DOC,
+            Arc::new(plot_gap_profile::PlotGapProfile),
+        ),
+        table(
+            plot_difficulty::DOC,
+            Arc::new(plot_difficulty::PlotDifficulty),
+        ),
+        table(
+            crossdiff_functions::DOC,
+            Arc::new(crossdiff_functions::CrossdiffFunctions),
+        ),
     ]
+}
+
+/// Every crossdiff function's documentation, in registration order.
+pub fn function_docs() -> Vec<FunctionDoc> {
+    functions().iter().map(Function::doc).collect()
 }
 
 /// Registers every crossdiff function on a session.
 pub fn register_all(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::new_from_impl(irt_prob::IrtProb::default()));
-    ctx.register_udaf(AggregateUDF::new_from_impl(spearman_corr::spearman_corr()));
-    ctx.register_udaf(AggregateUDF::new_from_impl(kendall_tau::kendall_tau()));
-    ctx.register_udwf(WindowUDF::new_from_impl(
-        difficulty_quantile::DifficultyQuantile::default(),
-    ));
-    ctx.register_udwf(WindowUDF::new_from_impl(
-        difficulty_bin::DifficultyBin::default(),
-    ));
-    ctx.register_udwf(WindowUDF::new_from_impl(
-        difficulty_bin_stability::DifficultyBinStability::default(),
-    ));
-    ctx.register_udtf(
-        read_responses::DOC.name,
-        Arc::new(read_responses::ReadResponses),
-    );
-    ctx.register_udtf(irt_fit::DOC.name, Arc::new(irt_fit::IrtFit));
-    ctx.register_udtf(
-        irt_abilities::DOC.name,
-        Arc::new(irt_abilities::IrtAbilities),
-    );
-    ctx.register_udtf(irt_simulate::DOC.name, Arc::new(irt_simulate::IrtSimulate));
-    ctx.register_udtf(
-        arithmetic_items::DOC.name,
-        Arc::new(arithmetic_items::ArithmeticItems),
-    );
-    ctx.register_udtf(tiny_model::DOC.name, Arc::new(tiny_model::TinyModel));
-    ctx.register_udtf(fine_tune::DOC.name, Arc::new(fine_tune::FineTune));
-    ctx.register_udtf(evaluate::DOC.name, Arc::new(evaluate::Evaluate));
-    ctx.register_udtf(
-        generalization_matrix::DOC.name,
-        Arc::new(generalization_matrix::GeneralizationMatrix),
-    );
-    ctx.register_udtf(gap_profile::DOC.name, Arc::new(gap_profile::GapProfile));
-    ctx.register_udtf(runs::DOC.name, Arc::new(runs::Runs));
-    ctx.register_udtf(runs::ITEMS_DOC.name, Arc::new(runs::RunItems));
-    ctx.register_udtf(plot_matrix::DOC.name, Arc::new(plot_matrix::PlotMatrix));
-    ctx.register_udtf(
-        plot_gap_profile::DOC.name,
-        Arc::new(plot_gap_profile::PlotGapProfile),
-    );
-    ctx.register_udtf(
-        plot_difficulty::DOC.name,
-        Arc::new(plot_difficulty::PlotDifficulty),
-    );
+    for f in functions() {
+        match f {
+            Function::Scalar(f) => ctx.register_udf(f),
+            Function::Aggregate(f) => ctx.register_udaf(f),
+            Function::Window(f) => ctx.register_udwf(f),
+            Function::Table(doc, f) => ctx.register_udtf(doc.name, f),
+        }
+    }
 }
 
 /// The documentation section every crossdiff function is listed under.

@@ -200,7 +200,7 @@ impl Shell {
             }
             "\\h" | "\\help" => {
                 let text = if arg.is_empty() {
-                    function_list(&self.ctx)
+                    function_list()
                 } else {
                     function_help(&self.ctx, &arg)?
                 };
@@ -343,7 +343,8 @@ fn save_history(editor: &mut rustyline::DefaultEditor, path: &Option<std::path::
     }
 }
 
-/// Scalar, aggregate and window functions of a session, by name, with their kind.
+/// Scalar, aggregate and window functions of a session (DataFusion's own among them), by
+/// name, with their kind.
 fn documented_functions(
     ctx: &SessionContext,
 ) -> Vec<(
@@ -366,32 +367,32 @@ fn documented_functions(
     all
 }
 
-fn function_list(ctx: &SessionContext) -> String {
+fn function_list() -> String {
     let mut lines = vec![
         "crossdiff functions (\\h NAME for details, also of DataFusion's own functions):"
             .to_string(),
     ];
-    for (_, kind, doc) in documented_functions(ctx) {
-        if let Some(doc) = doc.filter(|d| d.doc_section.label == "crossdiff") {
-            lines.push(format!("  {:<10} {}", kind, doc.syntax_example));
-        }
-    }
-    for doc in udfs::table_function_docs() {
-        lines.push(format!("  {:<10} {}", "table", doc.syntax));
+    for doc in udfs::function_docs() {
+        lines.push(format!("  {:<10} {}", doc.kind, doc.syntax));
     }
     lines.join("\n")
 }
 
 fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
     let name = name.trim().to_ascii_lowercase();
-    if let Some(doc) = udfs::table_function_docs()
-        .into_iter()
-        .find(|d| d.name == name)
-    {
-        return Ok(format!(
-            "{} (table function)\n  {}\n\n{}\n\nExample:\n  {}",
-            doc.name, doc.syntax, doc.description, doc.example
-        ));
+    if let Some(doc) = udfs::function_docs().into_iter().find(|d| d.name == name) {
+        let mut text = format!(
+            "{} ({} function)\n  {}\n\n{}",
+            doc.name, doc.kind, doc.syntax, doc.description
+        );
+        if !doc.arguments.is_empty() {
+            text.push_str("\n\nArguments:");
+            for (arg, what) in &doc.arguments {
+                text.push_str(&format!("\n  {arg}: {what}"));
+            }
+        }
+        text.push_str(&format!("\n\nExample:\n{}", doc.example));
+        return Ok(text);
     }
     let found = documented_functions(ctx)
         .into_iter()

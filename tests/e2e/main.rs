@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod examples;
 mod experiment;
 mod fuzz;
 mod ingest;
