@@ -6,11 +6,12 @@ use datafusion::arrow::array::{ArrayRef, Int32Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
-};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
 
-use super::{coerce_ranking_args, doc_section, partition_constant, rank_partition};
+use super::{
+    coerce_ranking_args, doc_section, input_types, lenient, listed_signature, partition_constant,
+    rank_partition,
+};
 use crate::stats;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -21,7 +22,10 @@ pub struct DifficultyBin {
 impl Default for DifficultyBin {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: listed_signature(vec![
+                vec![DataType::Float64, DataType::Int64],
+                vec![DataType::Float64, DataType::Int64, DataType::Utf8],
+            ]),
         }
     }
 }
@@ -56,7 +60,7 @@ impl WindowUDFImpl for DifficultyBin {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_ranking_args(self.name(), true, arg_types)
+        lenient(coerce_ranking_args(self.name(), true, arg_types), arg_types)
     }
 
     fn partition_evaluator(
@@ -67,6 +71,7 @@ impl WindowUDFImpl for DifficultyBin {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        coerce_ranking_args(self.name(), true, &input_types(&field_args))?;
         Ok(Arc::new(Field::new(
             field_args.name(),
             DataType::Int32,

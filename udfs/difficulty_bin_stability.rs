@@ -7,11 +7,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
-};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
 
-use super::{doc_section, partition_constant};
+use super::{doc_section, input_types, lenient, listed_signature, partition_constant};
 use crate::stats;
 
 const NAME: &str = "difficulty_bin_stability";
@@ -27,7 +25,15 @@ pub struct DifficultyBinStability {
 impl Default for DifficultyBinStability {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: listed_signature(vec![
+                vec![DataType::Float64, DataType::Float64, DataType::Int64],
+                vec![
+                    DataType::Float64,
+                    DataType::Float64,
+                    DataType::Int64,
+                    DataType::Int64,
+                ],
+            ]),
         }
     }
 }
@@ -63,33 +69,7 @@ impl WindowUDFImpl for DifficultyBinStability {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let names = ["difficulty", "difficulty_se", "n", "draws"];
-        if !(3..=4).contains(&arg_types.len()) {
-            return plan_err!(
-                "difficulty_bin_stability expects 3 or 4 arguments ({}), got {}",
-                names.join(", "),
-                arg_types.len()
-            );
-        }
-        let mut out = Vec::with_capacity(arg_types.len());
-        for (k, t) in arg_types.iter().enumerate() {
-            let numeric = t.is_numeric() || matches!(t, DataType::Null);
-            let integer = t.is_integer() || matches!(t, DataType::Null);
-            if (k < 2 && !numeric) || (k >= 2 && !integer) {
-                return plan_err!(
-                    "difficulty_bin_stability: argument {} ({}) must be {}, got {t}",
-                    k + 1,
-                    names[k],
-                    if k < 2 { "numeric" } else { "an integer" }
-                );
-            }
-            out.push(if k < 2 {
-                DataType::Float64
-            } else {
-                DataType::Int64
-            });
-        }
-        Ok(out)
+        lenient(check_args(arg_types), arg_types)
     }
 
     fn partition_evaluator(
@@ -100,6 +80,7 @@ impl WindowUDFImpl for DifficultyBinStability {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        check_args(&input_types(&field_args))?;
         Ok(Arc::new(Field::new(
             field_args.name(),
             DataType::Float64,
@@ -110,6 +91,37 @@ impl WindowUDFImpl for DifficultyBinStability {
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DOC)
     }
+}
+
+/// Argument types: difficulty, difficulty_se (numeric), n, [draws] (integers).
+fn check_args(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    let names = ["difficulty", "difficulty_se", "n", "draws"];
+    if !(3..=4).contains(&arg_types.len()) {
+        return plan_err!(
+            "difficulty_bin_stability expects 3 or 4 arguments ({}), got {}",
+            names.join(", "),
+            arg_types.len()
+        );
+    }
+    let mut out = Vec::with_capacity(arg_types.len());
+    for (k, t) in arg_types.iter().enumerate() {
+        let numeric = t.is_numeric() || matches!(t, DataType::Null);
+        let integer = t.is_integer() || matches!(t, DataType::Null);
+        if (k < 2 && !numeric) || (k >= 2 && !integer) {
+            return plan_err!(
+                "difficulty_bin_stability: argument {} ({}) must be {}, got {t}",
+                k + 1,
+                names[k],
+                if k < 2 { "numeric" } else { "an integer" }
+            );
+        }
+        out.push(if k < 2 {
+            DataType::Float64
+        } else {
+            DataType::Int64
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug)]

@@ -6,11 +6,11 @@ use datafusion::arrow::array::{ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
-};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
 
-use super::{coerce_ranking_args, doc_section, rank_partition};
+use super::{
+    coerce_ranking_args, doc_section, input_types, lenient, listed_signature, rank_partition,
+};
 use crate::stats;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -21,7 +21,10 @@ pub struct DifficultyQuantile {
 impl Default for DifficultyQuantile {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: listed_signature(vec![
+                vec![DataType::Float64],
+                vec![DataType::Float64, DataType::Utf8],
+            ]),
         }
     }
 }
@@ -54,7 +57,10 @@ impl WindowUDFImpl for DifficultyQuantile {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_ranking_args(self.name(), false, arg_types)
+        lenient(
+            coerce_ranking_args(self.name(), false, arg_types),
+            arg_types,
+        )
     }
 
     fn partition_evaluator(
@@ -65,6 +71,7 @@ impl WindowUDFImpl for DifficultyQuantile {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        coerce_ranking_args(self.name(), false, &input_types(&field_args))?;
         Ok(Arc::new(Field::new(
             field_args.name(),
             DataType::Float64,

@@ -7,10 +7,10 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
-use super::{coerce_numeric, doc_section};
+use super::{coerce_numeric, doc_section, lenient, listed_signature};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct IrtProb {
@@ -20,7 +20,7 @@ pub struct IrtProb {
 impl Default for IrtProb {
     fn default() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: listed_signature((2..=4).map(|n| vec![DataType::Float64; n]).collect()),
         }
     }
 }
@@ -53,10 +53,11 @@ impl ScalarUDFImpl for IrtProb {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_numeric(self.name(), &ARGS, 2, arg_types)
+        lenient(coerce_numeric(self.name(), &ARGS, 2, arg_types), arg_types)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        coerce_numeric(self.name(), &ARGS, 2, arg_types)?;
         Ok(DataType::Float64)
     }
 

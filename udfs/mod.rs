@@ -38,7 +38,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    AggregateUDF, DocSection, Documentation, Expr, ScalarUDF, WindowUDF,
+    AggregateUDF, DocSection, Documentation, Expr, ScalarUDF, Signature, TypeSignature, Volatility,
+    WindowUDF,
 };
 use datafusion::prelude::SessionContext;
 
@@ -201,6 +202,23 @@ pub(crate) fn doc_section() -> DocSection {
     }
 }
 
+/// A signature SHOW FUNCTIONS can list while the function keeps checking its own arguments.
+/// DataFusion lists a function by the example types of its signature (none for a purely
+/// user-defined one), so the `Exact` variants name the usual calls; a call is resolved by the
+/// first variant, `UserDefined`, whose `coerce_types` is [`lenient`] and never fails, and the
+/// checks with their precise messages run after it, in `return_type` or `field`.
+pub(crate) fn listed_signature(examples: Vec<Vec<DataType>>) -> Signature {
+    let mut variants = vec![TypeSignature::UserDefined];
+    variants.extend(examples.into_iter().map(TypeSignature::Exact));
+    Signature::one_of(variants, Volatility::Immutable)
+}
+
+/// The coercion of a [`listed_signature`]: `checked`'s types, or the types as given when they
+/// are wrong (so that `checked`, run again on them, reports why).
+pub(crate) fn lenient(checked: Result<Vec<DataType>>, types: &[DataType]) -> Result<Vec<DataType>> {
+    Ok(checked.unwrap_or_else(|_| types.to_vec()))
+}
+
 fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || matches!(t, DataType::Null)
 }
@@ -235,6 +253,16 @@ pub(crate) fn coerce_numeric(
         }
     }
     Ok(vec![DataType::Float64; types.len()])
+}
+
+/// The argument types a window function was called with.
+pub(crate) fn input_types(
+    args: &datafusion::logical_expr::function::WindowUDFFieldArgs,
+) -> Vec<DataType> {
+    args.input_fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect()
 }
 
 /// Argument types of the ranking window functions: difficulty, [n,] [tie_key].

@@ -10,11 +10,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
 
-use super::coerce_numeric;
+use super::{coerce_numeric, lenient, listed_signature};
 
 /// A statistic of paired samples; `None` when undefined (fewer than two pairs, no variance).
 pub type PairStatistic = fn(&[f64], &[f64]) -> Option<f64>;
@@ -36,7 +34,7 @@ impl PairedAggregate {
     ) -> Self {
         Self {
             name,
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: listed_signature(vec![vec![DataType::Float64; 2]]),
             statistic,
             documentation,
         }
@@ -68,10 +66,14 @@ impl AggregateUDFImpl for PairedAggregate {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_numeric(self.name, &["x", "y"], 2, arg_types)
+        lenient(
+            coerce_numeric(self.name, &["x", "y"], 2, arg_types),
+            arg_types,
+        )
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        coerce_numeric(self.name, &["x", "y"], 2, arg_types)?;
         Ok(DataType::Float64)
     }
 

@@ -151,3 +151,56 @@ fn every_documented_example_runs() {
         ),
     );
 }
+
+/// SHOW FUNCTIONS lists every crossdiff function: scalar, aggregate and window ones with
+/// their description, parameters and syntax; table ones by name (DataFusion 55 keeps no
+/// documentation for table functions: crossdiff_functions() has it).
+#[tokio::test]
+async fn show_functions_lists_every_function() {
+    let ctx = crossdiff::new_context();
+    let batches = crate::common::sql(&ctx, "SHOW FUNCTIONS").await;
+    let mut listed = std::collections::BTreeMap::new();
+    for b in &batches {
+        let text = |name: &str| {
+            crossdiff::datafusion::arrow::compute::cast(
+                b.column_by_name(name).unwrap(),
+                &crossdiff::datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap()
+        };
+        let (names, kinds, descriptions) = (
+            text("function_name"),
+            text("function_type"),
+            text("description"),
+        );
+        use crossdiff::datafusion::arrow::array::{Array, AsArray};
+        let (names, kinds, descriptions) = (
+            names.as_string::<i32>(),
+            kinds.as_string::<i32>(),
+            descriptions.as_string::<i32>(),
+        );
+        for r in 0..b.num_rows() {
+            let description = descriptions
+                .is_valid(r)
+                .then(|| descriptions.value(r).to_string());
+            listed.insert(
+                names.value(r).to_string(),
+                (kinds.value(r).to_string(), description),
+            );
+        }
+    }
+    for doc in crossdiff::udfs::function_docs() {
+        let (kind, description) = listed
+            .get(&doc.name)
+            .unwrap_or_else(|| panic!("SHOW FUNCTIONS does not list {}", doc.name));
+        assert_eq!(kind.to_lowercase(), doc.kind, "{}", doc.name);
+        if doc.kind != "table" {
+            assert_eq!(
+                description.as_deref(),
+                Some(doc.description.as_str()),
+                "{}",
+                doc.name
+            );
+        }
+    }
+}

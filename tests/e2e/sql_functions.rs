@@ -110,7 +110,17 @@ async fn bins_bad_arguments() {
     assert!(e.contains("argument 2 (n) must be an integer"), "{e}");
     let e = sql_err(&ctx, "SELECT difficulty_bin(item_id, 2) OVER () FROM d").await;
     assert!(e.contains("argument 1 (difficulty) must be numeric"), "{e}");
+    // DataFusion refuses a call without arguments before the function sees it.
     let e = sql_err(&ctx, "SELECT difficulty_quantile() OVER () FROM d").await;
+    assert!(
+        e.contains("'difficulty_quantile' does not support zero arguments"),
+        "{e}"
+    );
+    let e = sql_err(
+        &ctx,
+        "SELECT difficulty_quantile(difficulty, item_id, 3) OVER () FROM d",
+    )
+    .await;
     assert!(
         e.contains("difficulty_quantile expects 1 or 2 arguments"),
         "{e}"
