@@ -5,31 +5,85 @@
 use std::path::{Path, PathBuf};
 
 use datafusion::catalog::Session;
-use datafusion::common::config::ConfigExtension;
-use datafusion::common::{extensions_options, Result};
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigField, ExtensionOptions};
+use datafusion::common::{config_err, Result};
 use datafusion::prelude::SessionContext;
 
 use crate::experiment::RunStore;
 
-extensions_options! {
-    /// The `crossdiff.*` settings of a session.
-    pub struct Settings {
-        /// Folder of the run store that fine_tune, evaluate, generalization_matrix,
-        /// gap_profile, runs and run_items use when their options name none (default:
-        /// $CROSSDIFF_RUNS, else ~/.cache/crossdiff/runs).
-        pub run_store: Option<String>, default = None
-        /// Worker threads of irt_fit and irt_abilities when their options name none
-        /// (default: every core).
-        pub threads: Option<usize>, default = None
-        /// Folder that relative model folders of fine_tune, evaluate,
-        /// generalization_matrix and gap_profile resolve against (default: the working
-        /// directory; `crossdiff sql --data DIR` sets it to DIR).
-        pub data_dir: Option<String>, default = None
-    }
+/// The `crossdiff.*` settings of a session.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub run_store: Option<String>,
+    pub threads: Option<usize>,
+    pub data_dir: Option<String>,
 }
+
+/// Each setting's key and description (shown by `SHOW ALL`).
+const KEYS: [(&str, &str); 3] = [
+    (
+        "run_store",
+        "Folder of the run store that fine_tune, evaluate, generalization_matrix, gap_profile, \
+         runs and run_items use when their options name none (default: $CROSSDIFF_RUNS, else \
+         ~/.cache/crossdiff/runs).",
+    ),
+    (
+        "threads",
+        "Worker threads of irt_fit and irt_abilities when their options name none (default: \
+         every core).",
+    ),
+    (
+        "data_dir",
+        "Folder that relative model folders of fine_tune, evaluate, generalization_matrix and \
+         gap_profile resolve against (default: the working directory).",
+    ),
+];
 
 impl ConfigExtension for Settings {
     const PREFIX: &'static str = "crossdiff";
+}
+
+impl ExtensionOptions for Settings {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "run_store" => self.run_store.set("", value),
+            "threads" => self.threads.set("", value),
+            "data_dir" => self.data_dir.set("", value),
+            _ => config_err!(
+                "unknown setting crossdiff.{key}; the settings are {}",
+                KEYS.map(|(k, _)| format!("crossdiff.{k}")).join(", ")
+            ),
+        }
+    }
+
+    /// Keys with their prefix, so `SHOW ALL` lists `crossdiff.run_store`.
+    fn entries(&self) -> Vec<ConfigEntry> {
+        let values = [
+            self.run_store.clone(),
+            self.threads.map(|n| n.to_string()),
+            self.data_dir.clone(),
+        ];
+        KEYS.iter()
+            .zip(values)
+            .map(|((key, description), value)| ConfigEntry {
+                key: format!("{}.{key}", Self::PREFIX),
+                value,
+                description,
+            })
+            .collect()
+    }
 }
 
 impl Settings {
@@ -92,6 +146,6 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("run_stor"), "{e}");
+        assert!(e.contains("unknown setting crossdiff.run_stor"), "{e}");
     }
 }

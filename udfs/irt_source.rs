@@ -139,7 +139,7 @@ pub(crate) async fn read_matrices(
     let mut set = MatrixSet::new(joint);
     while let Some(batch) = stream.next().await {
         set.push_batch(&batch?)
-            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+            .map_err(|e| DataFusionError::Execution(format!("{function}: {e}")))?;
     }
     Ok(set)
 }

@@ -14,6 +14,7 @@ use super::uncertainty::{significant, CellOutcomes, Correction};
 use super::{Cancel, ExperimentError, Result};
 use crate::irt::options::IrtOptions;
 use crate::irt::{IrtModel, Method};
+use crate::options::OptionsError;
 
 /// One item of a task: what the model is asked, what it is trained to answer, how its answer
 /// is judged, and its difficulty bin.
@@ -163,7 +164,15 @@ impl MatrixOptions {
                         .into(),
                 ));
             }
-            irt.options.fit_options(irt.model, irt.method)?;
+            irt.options
+                .fit_options(irt.model, irt.method)
+                .map_err(|e| match e {
+                    OptionsError::Invalid { path, message } => OptionsError::Invalid {
+                        path: format!("irt.options.{path}"),
+                        message,
+                    },
+                    other => other,
+                })?;
         }
         Ok(options)
     }

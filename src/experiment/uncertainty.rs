@@ -20,7 +20,7 @@ pub enum Correction {
     None,
 }
 
-/// Read from the option's text; an unknown name is an error naming the option.
+/// Read from the option's text; an unknown name is an error (its path names the option).
 impl<'de> Deserialize<'de> for Correction {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
@@ -29,7 +29,7 @@ impl<'de> Deserialize<'de> for Correction {
             "bh" => Ok(Self::Bh),
             "none" => Ok(Self::None),
             other => Err(serde::de::Error::custom(format!(
-                "option `correction` must be 'holm', 'bh' or 'none', got '{other}'"
+                "must be 'holm', 'bh' or 'none', got '{other}'"
             ))),
         }
     }

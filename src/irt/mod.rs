@@ -82,17 +82,25 @@ impl Method {
     }
 }
 
+/// In an options object the key's path names the option: the message alone.
+fn without_key(e: IrtError) -> String {
+    match e {
+        IrtError::BadOption { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 impl TryFrom<String> for IrtModel {
-    type Error = IrtError;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::parse(&s).map_err(without_key)
     }
 }
 
 impl TryFrom<String> for Method {
-    type Error = IrtError;
-    fn try_from(s: String) -> Result<Self> {
-        Self::parse(&s)
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::parse(&s).map_err(without_key)
     }
 }
 

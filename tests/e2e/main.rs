@@ -11,4 +11,5 @@ mod ingest;
 mod irt;
 mod lm;
 mod reliability;
+mod slt;
 mod sql_functions;
