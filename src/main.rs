@@ -720,7 +720,7 @@ async fn run_fine_tune(args: FineTuneArgs) -> Result<(), String> {
     let device = crossdiff::lm::device::select();
     let cancel = ctrl_c_cancel("stopping at the end of this step; the same command resumes");
     let control = Control {
-        cancel: Some(cancel.0),
+        cancel,
         stop_after_steps: None,
         progress: true,
     };

@@ -455,7 +455,7 @@ fn evaluate_into(
     let (decoder, _) = crate::lm::files::load(model, dtype, &device)?;
     let mut evaluator = Evaluator::new(&decoder, &tokenizer);
     evaluator.progress = progress;
-    evaluator.cancel = Some(cancel.0.clone());
+    evaluator.cancel = cancel.clone();
     let multiple_choice = match options.output_type {
         Some(t) => t == OutputType::MultipleChoice,
         None => items

@@ -165,7 +165,7 @@ pub fn run_fine_tune(
     let trained = (|| {
         let examples = encode_examples(&tokenizer, pairs, chat)?;
         let control = Control {
-            cancel: Some(cancel.0.clone()),
+            cancel: cancel.clone(),
             stop_after_steps: None,
             progress,
         };

@@ -87,7 +87,7 @@ pub struct Evaluator<'a> {
     pub batch_tokens: usize,
     pub progress: bool,
     /// Checked between batches: when set, the evaluation stops with `LmError::Cancelled`.
-    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    pub cancel: crate::cancel::Cancel,
     /// The prefix token's text (BOS, else EOS), for lm-eval's special-token rule.
     prefix_text: String,
 }
@@ -104,18 +104,16 @@ impl<'a> Evaluator<'a> {
             add_special_tokens: true,
             batch_tokens: 8192,
             progress: false,
-            cancel: None,
+            cancel: Default::default(),
             prefix_text,
         }
     }
 
     fn check_cancel(&self) -> Result<()> {
-        match &self.cancel {
-            Some(c) if c.load(std::sync::atomic::Ordering::SeqCst) => {
-                Err(LmError::Cancelled("evaluation".into()))
-            }
-            _ => Ok(()),
+        if self.cancel.is_set() {
+            return Err(LmError::Cancelled("evaluation".into()));
         }
+        Ok(())
     }
 
     /// lm-eval's `tok_encode`: the tokenizer's special tokens (a Llama BOS), unless the text

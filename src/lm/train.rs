@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -175,7 +173,7 @@ pub fn encode_examples(
 /// How a run is driven from outside: cancellation (Ctrl-C), a step limit (tests), progress.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
-    pub cancel: Option<Arc<AtomicBool>>,
+    pub cancel: crate::cancel::Cancel,
     /// Stop (with a checkpoint) once this many steps are done in total.
     pub stop_after_steps: Option<usize>,
     pub progress: bool,
@@ -413,11 +411,7 @@ pub fn fine_tune(
     let mut order = (usize::MAX, Vec::new());
     let mut completed = true;
     for step in state.step..total_steps {
-        let cancelled = control
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst));
-        if cancelled || control.stop_after_steps.is_some_and(|s| step >= s) {
+        if control.cancel.is_set() || control.stop_after_steps.is_some_and(|s| step >= s) {
             completed = false;
             break;
         }

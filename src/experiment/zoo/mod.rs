@@ -326,7 +326,7 @@ pub fn train_zoo(
         .collect();
     let answer = |model: &Decoder, tokenizer: &TextTokenizer| {
         let mut evaluator = Evaluator::new(model, tokenizer);
-        evaluator.cancel = Some(control.cancel.0.clone());
+        evaluator.cancel = control.cancel.clone();
         evaluator.generate(&questions, &generation)
     };
     let mut responses = Vec::new();
