@@ -415,3 +415,53 @@ fn shipped_sample_is_reproducible() {
         );
     }
 }
+
+/// `crossdiff fine-tune` goes through the run store as SQL's fine_tune does: the same run id,
+/// reused by the other; `--out` gets a copy of the model.
+#[test]
+fn fine_tune_command_is_the_sql_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_crossdiff"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let spec = r#"{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 300}"#;
+    run(&["tiny-model", "--out", "tiny", "--options", spec]);
+    let pairs = "SELECT question AS prompt, answer AS response FROM arithmetic_items(2, 2)";
+    run(&[
+        "sql",
+        "-c",
+        &format!("COPY ({pairs}) TO 'pairs.parquet' STORED AS PARQUET"),
+    ]);
+    let cli = run(&[
+        "fine-tune",
+        "--base",
+        "tiny",
+        "--train",
+        "pairs.parquet",
+        "--store",
+        "runs",
+        "--out",
+        "tuned",
+        "--options",
+        r#"{"epochs": 1}"#,
+    ]);
+    assert!(cli.starts_with("finished ft-"), "{cli}");
+    let id = cli.split_whitespace().nth(1).unwrap().trim_end_matches(':');
+    assert!(dir.path().join("tuned/config.json").exists());
+    let sql = run(&[
+        "sql",
+        "--format",
+        "csv",
+        "-c",
+        "SET crossdiff.run_store = 'runs'",
+        "-c",
+        &format!("SELECT run_id, reused FROM fine_tune('tiny', '{pairs}', '{{\"epochs\": 1}}')"),
+    ]);
+    assert!(sql.contains(&format!("{id},true")), "{sql}");
+}
