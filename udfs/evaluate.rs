@@ -5,8 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 
+use super::error::{exec_error, plan_error};
 use super::experiment_source::{
     choices_column, lazy_table, read_source, required_text, run_blocking, ExperimentCall,
 };
@@ -72,8 +73,8 @@ impl TableFunctionImpl for Evaluate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let call =
             ExperimentCall::parse(DOC.name, DOC.syntax, ["model", "eval_source"], args.exprs())?;
-        let mut options = EvalOptions::from_json(&call.options)
-            .map_err(|e| DataFusionError::Plan(format!("evaluate: {e}")))?;
+        let mut options =
+            EvalOptions::from_json(&call.options).map_err(|e| plan_error("evaluate", e))?;
         let settings = Settings::of(args.session());
         options.run_store = options.run_store.or(settings.run_store.clone());
         let (model, source) = (settings.model_path(&call.first), call.second);
@@ -86,8 +87,8 @@ impl TableFunctionImpl for Evaluate {
                     run_evaluation(&store, &model, &items, &options, &cancel, true)
                 })
                 .await?;
-                let batch = outcomes_to_batch(&result.items)
-                    .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                let batch =
+                    outcomes_to_batch(&result.items).map_err(|e| exec_error(DOC.name, e))?;
                 let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
                 columns.push(Arc::new(StringArray::from(vec![
                     result.run_id.as_str();

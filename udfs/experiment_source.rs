@@ -13,6 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
+use super::error::exec_error;
 use super::source::source_frame;
 use super::string_arg;
 use crate::experiment::{Cancel, ExperimentError};
@@ -168,7 +169,7 @@ pub async fn run_blocking<T: Send + 'static>(
     let out = tokio::task::spawn_blocking(move || work(cancel))
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
-        .map_err(|e| DataFusionError::Execution(format!("{function}: {e}")));
+        .map_err(|e| exec_error(function, e));
     // Finished: the guard's flag no longer matters.
     drop(guard);
     out

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 
+use super::error::plan_error;
 use super::experiment_source::{
     lazy_table, read_source, required_text, run_blocking, ExperimentCall,
 };
@@ -53,8 +54,8 @@ impl TableFunctionImpl for FineTune {
             ["base_model", "train_source"],
             args.exprs(),
         )?;
-        let mut options = FineTuneOptions::from_json(&call.options)
-            .map_err(|e| DataFusionError::Plan(format!("fine_tune: {e}")))?;
+        let mut options =
+            FineTuneOptions::from_json(&call.options).map_err(|e| plan_error("fine_tune", e))?;
         let settings = Settings::of(args.session());
         options.run_store = options.run_store.or(settings.run_store.clone());
         let (model, source) = (settings.model_path(&call.first), call.second);

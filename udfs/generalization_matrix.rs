@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Sche
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 
+use super::error::{exec_error, plan_error};
 use super::evaluate::eval_items;
 use super::experiment_source::{
     lazy_table, read_source, required_text, run_blocking, ExperimentCall,
@@ -135,8 +136,7 @@ fn bins(
                 },
             },
         };
-    task_bins(source, ids, n_bins)
-        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))
+    task_bins(source, ids, n_bins).map_err(|e| exec_error(DOC.name, e))
 }
 
 /// Reads the task, derives its bins, and runs (or reuses) the study: what
@@ -157,7 +157,7 @@ pub(crate) async fn run_matrix(
             let fit = irt
                 .options
                 .fit_options(irt.model, irt.method)
-                .map_err(|e| DataFusionError::Plan(format!("{name}: {e}")))?;
+                .map_err(|e| plan_error(name, e))?;
             // A dropped query stops the fit at its next sweep.
             let _stop = crate::cancel::CancelOnDrop(fit.cancel.clone());
             let run = move || irt_difficulties(set.finish()?, &fit);
@@ -165,7 +165,7 @@ pub(crate) async fn run_matrix(
                 tokio::task::spawn_blocking(run)
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
-                    .map_err(|e| DataFusionError::Execution(format!("{name}: {e}")))?,
+                    .map_err(|e| exec_error(name, e))?,
             )
         }
         None => None,
@@ -217,8 +217,8 @@ pub(crate) fn parse_matrix_call(
         ["task_source", "base_model"],
         args.exprs(),
     )?;
-    let mut options = MatrixOptions::from_json(&call.options)
-        .map_err(|e| DataFusionError::Plan(format!("{}: {e}", doc.name)))?;
+    let mut options =
+        MatrixOptions::from_json(&call.options).map_err(|e| plan_error(doc.name, e))?;
     let settings = Settings::of(args.session());
     options.run_store = options.run_store.or(settings.run_store.clone());
     Ok((call.first, settings.model_path(&call.second), options))

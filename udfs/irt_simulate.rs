@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::Expr;
 
+use super::error::plan_error;
 use super::{positive_int_arg, string_arg, TableFunctionDoc};
 use crate::irt::simulate::{simulate, SimulationOptions};
 
@@ -34,15 +35,14 @@ impl TableFunctionImpl for IrtSimulate {
         DOC.check_arg_count(exprs, 2..=3)?;
         let options: SimulationOptions = match exprs.len() {
             3 => crate::options::parse(&string_arg(DOC.name, exprs, 2, "options")?)
-                .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?,
+                .map_err(|e| plan_error(DOC.name, e))?,
             _ => SimulationOptions::default(),
         };
         if options.benchmark.is_empty() {
             return plan_err!("irt_simulate: option `benchmark` must be a non-empty string");
         }
         let spec = options.spec(count(exprs, 0, "n_models")?, count(exprs, 1, "n_items")?);
-        spec.validate()
-            .map_err(|e| DataFusionError::Plan(format!("irt_simulate: {e}")))?;
+        spec.validate().map_err(|e| plan_error("irt_simulate", e))?;
         // Generated at planning time: deterministic and bounded by the checks above.
         let batch = simulate(spec).to_batch(&options.benchmark);
         Ok(Arc::new(MemTable::try_new(

@@ -12,6 +12,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
+use super::error::{exec_error, plan_error};
 use super::lazy::{Job, LazyTable};
 use super::source::{check_source, is_table_name, source_frame};
 use super::string_arg;
@@ -29,10 +30,6 @@ pub struct IrtCall {
     pub source: String,
     pub options: FitOptions,
     pub joint: bool,
-}
-
-fn plan_error(function: &str, e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Plan(format!("{function}: {e}"))
 }
 
 impl IrtCall {
@@ -105,7 +102,7 @@ impl IrtCall {
         let out = tokio::task::spawn_blocking(move || fit_all(set.finish()?, &options))
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::Execution(format!("{}: {e}", self.function)));
+            .map_err(|e| exec_error(self.function, e));
         drop(guard);
         if let Ok(fits) = &out {
             for f in fits {
@@ -139,7 +136,7 @@ pub(crate) async fn read_matrices(
     let mut set = MatrixSet::new(joint);
     while let Some(batch) = stream.next().await {
         set.push_batch(&batch?)
-            .map_err(|e| DataFusionError::Execution(format!("{function}: {e}")))?;
+            .map_err(|e| exec_error(function, e))?;
     }
     Ok(set)
 }

@@ -8,6 +8,7 @@ pub mod crossdiff_functions;
 pub mod difficulty_bin;
 pub mod difficulty_bin_stability;
 pub mod difficulty_quantile;
+mod error;
 pub mod evaluate;
 mod experiment_source;
 pub mod fine_tune;

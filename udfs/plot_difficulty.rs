@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 
+use super::error::exec_error;
 use super::experiment_source::{lazy_table, read_source};
 use super::plot_matrix::{files_batch, files_schema};
 use super::{string_arg, TableFunctionDoc};
@@ -33,7 +34,7 @@ impl TableFunctionImpl for PlotDifficulty {
             let (source, folder) = (source.clone(), folder.clone());
             async move {
                 let batches = read_source(DOC.name, &ctx, &source).await?;
-                let error = |e: String| DataFusionError::Execution(format!("plot_difficulty: {e}"));
+                let error = |e: String| exec_error("plot_difficulty", e);
                 let values = difficulties_by_benchmark(&batches).map_err(error)?;
                 files_batch(&write_difficulty(&values, &folder).map_err(error)?)
             }

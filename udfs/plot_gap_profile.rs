@@ -5,6 +5,7 @@ use std::sync::Arc;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 
+use super::error::exec_error;
 use super::experiment_source::{lazy_table, read_source};
 use super::plot_matrix::{files_batch, files_schema, parse_plot_call};
 use super::TableFunctionDoc;
@@ -41,7 +42,7 @@ impl TableFunctionImpl for PlotGapProfile {
                     ))
                 })?;
                 let files = write_gap_profile(&profile, &stem, &title)
-                    .map_err(|e| DataFusionError::Execution(format!("plot_gap_profile: {e}")))?;
+                    .map_err(|e| exec_error("plot_gap_profile", e))?;
                 files_batch(&files)
             }
         }))

@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 
+use super::error::exec_error;
 use super::experiment_source::{lazy_table, read_source};
 use super::{string_arg, TableFunctionDoc};
 use crate::plot::{write_matrix, MatrixGrid};
@@ -70,8 +71,8 @@ impl TableFunctionImpl for PlotMatrix {
                          least one row (a generalization_matrix result)"
                     ))
                 })?;
-                let files = write_matrix(&grid, &stem, &title)
-                    .map_err(|e| DataFusionError::Execution(format!("plot_matrix: {e}")))?;
+                let files =
+                    write_matrix(&grid, &stem, &title).map_err(|e| exec_error("plot_matrix", e))?;
                 files_batch(&files)
             }
         }))

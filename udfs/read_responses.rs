@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
 
+use super::error::{exec_error, plan_error};
 use super::lazy::{Job, LazyTable};
 use super::{string_arg, TableFunctionDoc};
 use crate::data::{read_responses, responses_schema, Format, IngestOptions};
@@ -37,13 +38,13 @@ impl TableFunctionImpl for ReadResponses {
         DOC.check_arg_count(exprs, 2..=3)?;
         let path = PathBuf::from(string_arg(DOC.name, exprs, 0, "path")?);
         let format = Format::parse(&string_arg(DOC.name, exprs, 1, "format")?)
-            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;
+            .map_err(|e| plan_error(DOC.name, e))?;
         let options = match exprs.len() {
             3 => string_arg(DOC.name, exprs, 2, "options")?,
             _ => String::new(),
         };
-        let options = IngestOptions::from_json(&options, format)
-            .map_err(|e| DataFusionError::Plan(format!("{}: {e}", DOC.name)))?;
+        let options =
+            IngestOptions::from_json(&options, format).map_err(|e| plan_error(DOC.name, e))?;
         if !path.exists() {
             return plan_err!("{}: path {} does not exist", DOC.name, path.display());
         }
@@ -53,7 +54,7 @@ impl TableFunctionImpl for ReadResponses {
                 tokio::task::spawn_blocking(move || read_responses(&paths, format, &options))
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
-                    .map_err(|e| DataFusionError::Execution(format!("{}: {e}", DOC.name)))
+                    .map_err(|e| exec_error(DOC.name, e))
             })
         });
         Ok(Arc::new(LazyTable::new(

@@ -7,8 +7,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{plan_err, Result};
 
+use super::error::exec_error;
 use super::experiment_source::lazy_table;
 use super::{string_arg, TableFunctionDoc};
 use crate::experiment::RunStore;
@@ -73,9 +74,7 @@ impl TableFunctionImpl for Runs {
         Ok(lazy_table(schema(), move |_ctx| {
             let store = store.clone();
             async move {
-                let listing = store
-                    .list()
-                    .map_err(|e| DataFusionError::Execution(format!("runs: {e}")))?;
+                let listing = store.list().map_err(|e| exec_error("runs", e))?;
                 // A broken record hides nothing else: it is reported and skipped.
                 for b in &listing.broken {
                     eprintln!(
@@ -142,7 +141,7 @@ impl TableFunctionImpl for RunItems {
                 let path = path.clone();
                 async move {
                     let batches = crate::experiment::evaluation::read_items_batches(&path)
-                        .map_err(|e| DataFusionError::Execution(format!("run_items: {e}")))?;
+                        .map_err(|e| exec_error("run_items", e))?;
                     Ok(datafusion::arrow::compute::concat_batches(
                         &crate::experiment::evaluation::items_schema(),
                         &batches,

@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, DataFusionError, Result};
 
+use super::error::{exec_error, plan_error};
 use super::experiment_source::{lazy_table, read_source};
 use super::{string_arg, TableFunctionDoc};
 use crate::lm::tiny::{create_tiny_model, TinySpec};
@@ -84,8 +85,7 @@ impl TableFunctionImpl for TinyModel {
         let source = string_arg(DOC.name, exprs, 1, "text_source")?;
         let spec: TinySpec = if exprs.len() == 3 {
             let json = string_arg(DOC.name, exprs, 2, "options")?;
-            serde_json::from_str(&json)
-                .map_err(|e| DataFusionError::Plan(format!("tiny_model: options: {e}")))?
+            crate::options::parse(&json).map_err(|e| plan_error(DOC.name, e))?
         } else {
             TinySpec::default()
         };
@@ -101,7 +101,7 @@ impl TableFunctionImpl for TinyModel {
                     tokio::task::spawn_blocking(move || create_tiny_model(&written, &texts, &spec))
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?
-                        .map_err(|e| DataFusionError::Execution(format!("tiny_model: {e}")))?;
+                        .map_err(|e| exec_error("tiny_model", e))?;
                 Ok(RecordBatch::try_new(
                     schema(),
                     vec![

@@ -29,8 +29,13 @@ pub enum ExperimentError {
     #[error("stopped: {0}")]
     Cancelled(String),
 
-    #[error("{place}: {message}")]
-    Io { place: String, message: String },
+    /// A file or folder of a run could not be read or written; the cause is kept.
+    #[error("{place}: {source}")]
+    Io {
+        place: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 
     #[error(transparent)]
     Lm(#[from] crate::lm::LmError),
@@ -43,10 +48,11 @@ pub enum ExperimentError {
 }
 
 impl ExperimentError {
-    pub fn io(path: &Path, e: impl std::fmt::Display) -> Self {
+    /// An error at `path`, keeping its cause (an I/O, Parquet or JSON error, or a message).
+    pub fn io(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Io {
             place: path.display().to_string(),
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 }

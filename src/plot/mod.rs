@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use datafusion::arrow::array::{Array, BooleanArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use plotters::coord::Shift;
@@ -525,18 +527,16 @@ pub fn difficulties_by_benchmark(
     for batch in batches {
         let d = column_f64(batch, "difficulty")
             .ok_or("the result needs a numeric `difficulty` column")?;
-        let names: Option<Vec<Option<String>>> =
-            batch.schema().index_of("benchmark").ok().map(|i| {
-                let text = cast(batch.column(i), &DataType::Utf8).expect("any type casts to text");
-                let text = text
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::StringArray>()
-                    .expect("utf8")
-                    .clone();
-                (0..text.len())
-                    .map(|r| text.is_valid(r).then(|| text.value(r).to_string()))
-                    .collect()
-            });
+        let names: Option<Vec<Option<String>>> = match batch.schema().index_of("benchmark") {
+            Ok(i) => {
+                // A column that does not read as text (a struct, say) is an error, not a panic.
+                let text = cast(batch.column(i), &DataType::Utf8)
+                    .map_err(|e| format!("the `benchmark` column cannot be read as text: {e}"))?;
+                let text = text.as_string::<i32>();
+                Some(text.iter().map(|v| v.map(str::to_string)).collect())
+            }
+            Err(_) => None,
+        };
         for (r, value) in d.into_iter().enumerate() {
             let Some(value) = value.filter(|v| v.is_finite()) else {
                 continue;
