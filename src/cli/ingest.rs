@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use crossdiff::data::{self, Format, IngestOptions};
+use crossdiff::data::{self, DataError, Format, IngestOptions};
 
 use super::Result;
 
@@ -45,7 +45,8 @@ pub struct IngestArgs {
 
 pub fn run_ingest(args: IngestArgs) -> Result<()> {
     let format = Format::parse(&args.format).map_err(|e| e.to_string())?;
-    let mut opts = IngestOptions::default();
+    // The flags become the options object SQL's read_responses takes: one parser for both.
+    let mut object = serde_json::Map::new();
     let flags = [
         ("metric", &args.metric),
         ("filter", &args.filter),
@@ -66,10 +67,16 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
             } else {
                 serde_json::Value::String(v.clone())
             };
-            opts.set(key, &value, format)
-                .map_err(|e| format!("{flag}: {e}"))?;
+            object.insert(key.to_string(), value);
         }
     }
+    let opts = IngestOptions::from_value(&object.into(), format).map_err(|e| match &e {
+        // Name the flag the user typed.
+        DataError::UnknownOption { key, .. } | DataError::BadOption { key, .. } => {
+            format!("--{}: {e}", key.replace('_', "-"))
+        }
+        _ => e.to_string(),
+    })?;
     // Check the output path before reading anything.
     data::OutputFormat::from_path(&args.out).map_err(|e| e.to_string())?;
     let batch = data::read_responses(&args.paths, format, &opts).map_err(|e| e.to_string())?;

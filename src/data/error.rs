@@ -66,6 +66,9 @@ pub enum DataError {
     #[error("option `{key}`: {message}")]
     BadOption { key: String, message: String },
 
+    #[error(transparent)]
+    Options(#[from] crate::options::OptionsError),
+
     #[error("{place}: {message}")]
     Invalid { place: String, message: String },
 }

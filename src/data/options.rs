@@ -125,8 +125,61 @@ pub struct IngestOptions {
     pub on_duplicate: DuplicatePolicy,
 }
 
+/// One value for every task, or one per task (`{"gsm8k": "exact_match"}`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum PerTask {
+    All(String),
+    ByTask(BTreeMap<String, String>),
+}
+
+/// The options object as written: every key optional, each checked against the format after.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestOptionsJson {
+    metric: Option<PerTask>,
+    filter: Option<PerTask>,
+    model_id: Option<String>,
+    benchmark: Option<String>,
+    model_column: Option<String>,
+    benchmark_column: Option<String>,
+    item_column: Option<String>,
+    correct_column: Option<String>,
+    on_duplicate: Option<DuplicatePolicy>,
+}
+
+fn non_empty(key: &str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(DataError::BadOption {
+            key: key.to_string(),
+            message: "expected a non-empty string, got \"\"".into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// A value for every task, and the values of named tasks.
+fn per_task(
+    key: &str,
+    value: Option<PerTask>,
+) -> Result<(Option<String>, BTreeMap<String, String>)> {
+    match value {
+        None => Ok((None, BTreeMap::new())),
+        Some(PerTask::All(v)) => Ok((non_empty(key, Some(v))?, BTreeMap::new())),
+        Some(PerTask::ByTask(map)) => {
+            let mut out = BTreeMap::new();
+            for (task, v) in map {
+                let v = non_empty(&format!("{key}.{task}"), Some(v))?.unwrap_or_default();
+                out.insert(task, v.trim().to_string());
+            }
+            Ok((None, out))
+        }
+    }
+}
+
 impl IngestOptions {
-    /// Parses a JSON object of options, refusing keys the format does not know.
+    /// Parses a JSON object of options (an empty string is none), refusing keys that no
+    /// format knows and keys the format does not use.
     pub fn from_json(json: &str, format: Format) -> Result<Self> {
         let trimmed = json.trim();
         if trimmed.is_empty() {
@@ -137,82 +190,39 @@ impl IngestOptions {
                 place: "options".into(),
                 message: e.to_string(),
             })?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(DataError::BadOption {
-                key: "options".into(),
-                message: format!("expected a JSON object, got {trimmed}"),
-            });
-        };
-        let mut opts = Self::default();
-        for (key, value) in map {
-            opts.set(&key, &value, format)?;
-        }
-        Ok(opts)
+        Self::from_value(&value, format)
     }
 
-    /// Sets one option by key, checking that it applies to `format`.
-    pub fn set(&mut self, key: &str, value: &serde_json::Value, format: Format) -> Result<()> {
+    /// [`Self::from_json`] of a parsed object (the command line builds one from its flags).
+    pub fn from_value(value: &serde_json::Value, format: Format) -> Result<Self> {
+        // Keys the format does not use first: that error names the format's own keys.
         let known = format.known_options();
-        if !known.contains(&key) {
+        if let Some(key) = value
+            .as_object()
+            .and_then(|m| m.keys().find(|k| !known.contains(&k.as_str())))
+        {
             return Err(DataError::UnknownOption {
-                key: key.to_string(),
+                key: key.clone(),
                 context: format!("format '{}'", format.name()),
                 known: known.join(", "),
             });
         }
-        // metric and filter may name a value per task.
-        if let (serde_json::Value::Object(per_task), "metric" | "filter") = (value, key) {
-            let mut map = BTreeMap::new();
-            for (task, v) in per_task {
-                match v {
-                    serde_json::Value::String(s) if !s.trim().is_empty() => {
-                        map.insert(task.clone(), s.trim().to_string());
-                    }
-                    other => {
-                        return Err(DataError::BadOption {
-                            key: format!("{key}.{task}"),
-                            message: format!("expected a non-empty string, got {other}"),
-                        })
-                    }
-                }
-            }
-            match key {
-                "metric" => self.metric_by_task = map,
-                _ => self.filter_by_task = map,
-            }
-            return Ok(());
-        }
-        let text = match value {
-            serde_json::Value::String(s) if !s.trim().is_empty() => s.clone(),
-            other => {
-                return Err(DataError::BadOption {
-                    key: key.to_string(),
-                    message: format!("expected a non-empty string, got {other}"),
-                })
-            }
-        };
-        match key {
-            "metric" => self.metric = Some(text),
-            "filter" => self.filter = Some(text),
-            "model_id" => self.model_id = Some(text),
-            "benchmark" => self.benchmark = Some(text),
-            "model_column" => self.model_column = Some(text),
-            "benchmark_column" => self.benchmark_column = Some(text),
-            "item_column" => self.item_column = Some(text),
-            "correct_column" => self.correct_column = Some(text),
-            "on_duplicate" => {
-                self.on_duplicate =
-                    DuplicatePolicy::parse(&text).ok_or_else(|| DataError::BadOption {
-                        key: key.to_string(),
-                        message: format!(
-                            "unknown policy {text:?}; expected one of {}",
-                            DuplicatePolicy::NAMES
-                        ),
-                    })?
-            }
-            _ => unreachable!("key checked against the known list"),
-        }
-        Ok(())
+        let parsed: IngestOptionsJson = crate::options::from_value(value)?;
+        let (metric, metric_by_task) = per_task("metric", parsed.metric)?;
+        let (filter, filter_by_task) = per_task("filter", parsed.filter)?;
+        Ok(Self {
+            metric,
+            metric_by_task,
+            filter,
+            filter_by_task,
+            model_id: non_empty("model_id", parsed.model_id)?,
+            benchmark: non_empty("benchmark", parsed.benchmark)?,
+            model_column: non_empty("model_column", parsed.model_column)?,
+            benchmark_column: non_empty("benchmark_column", parsed.benchmark_column)?,
+            item_column: non_empty("item_column", parsed.item_column)?,
+            correct_column: non_empty("correct_column", parsed.correct_column)?,
+            on_duplicate: parsed.on_duplicate.unwrap_or_default(),
+        })
     }
 
     /// The metric names to look for, in order: `metric` may list several, comma-separated

@@ -30,7 +30,8 @@ pub fn responses_schema() -> SchemaRef {
 }
 
 /// What to do when the same (model, benchmark, item) appears more than once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum DuplicatePolicy {
     /// Refuse the input, naming both places.
     #[default]
@@ -61,6 +62,14 @@ impl DuplicatePolicy {
 }
 
 /// Parses a cell of text as a 0/1 response. `Ok(None)` means "no response" (empty or NA).
+impl TryFrom<String> for DuplicatePolicy {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        Self::parse(&s)
+            .ok_or_else(|| format!("unknown policy {s:?}; expected one of {}", Self::NAMES))
+    }
+}
+
 pub fn parse_correct_text(text: &str) -> std::result::Result<Option<bool>, String> {
     let t = text.trim();
     match t {
