@@ -80,16 +80,18 @@ FROM items i JOIN item_difficulty d USING (item_id);
 --    fine-tune evaluated on every bin. As in the paper's code every item is evaluated,
 --    the training bin's included; set "held_out": 0.5 to evaluate on unseen items only.
 --    Runs are cached in the run store: a second demo reuses them.
-CREATE TABLE matrix AS
-SELECT * FROM generalization_matrix('task', 'models/base', '{
+--    The study's options, once, as the session's defaults; each call adds its own.
+SET crossdiff.matrix_options = '{
   "n_bins": 10,
-  "held_out": 0,
   "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
             "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
             "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
   "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
                "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
-}');
+}';
+
+CREATE TABLE matrix AS
+SELECT * FROM generalization_matrix('task', 'models/base', '{"held_out": 0}');
 
 -- Zero-shot accuracy per bin: the base model finds easy items easy.
 SELECT eval_bin, any_value(n_items) AS items, round(any_value(zero_shot_accuracy), 3) AS zero_shot
@@ -119,15 +121,7 @@ FROM matrix WHERE significant ORDER BY train_bin, eval_bin;
 --    reads the same runs (nothing is retrained) and resamples items and cells for each
 --    interval; the last row is the slope of delta per bin of |gap|.
 CREATE TABLE profile AS
-SELECT * FROM gap_profile('task', 'models/base', '{
-  "n_bins": 10,
-  "held_out": 0,
-  "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
-            "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
-            "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
-  "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
-}');
+SELECT * FROM gap_profile('task', 'models/base', '{"held_out": 0}');
 
 SELECT measure, gap, direction, n_cells, round(estimate, 3) AS estimate,
        round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high
@@ -137,15 +131,7 @@ FROM profile ORDER BY measure, gap;
 --    held out of training. A diagonal gain that vanishes here was the fine-tune learning
 --    its own training items, not the bin's skill.
 CREATE TABLE matrix_held_out AS
-SELECT * FROM generalization_matrix('task', 'models/base', '{
-  "n_bins": 10,
-  "held_out": 0.5,
-  "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
-            "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
-            "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
-  "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
-}');
+SELECT * FROM generalization_matrix('task', 'models/base', '{"held_out": 0.5}');
 
 SELECT abs(a.train_bin - a.eval_bin) AS bin_gap,
        round(avg(a.delta), 3) AS all_items,
@@ -155,15 +141,7 @@ GROUP BY bin_gap
 ORDER BY bin_gap;
 
 CREATE TABLE profile_held_out AS
-SELECT * FROM gap_profile('task', 'models/base', '{
-  "n_bins": 10,
-  "held_out": 0.5,
-  "train": {"chat_template": false, "epochs": 20, "learning_rate": 0.003, "batch_size": 8,
-            "gradient_accumulation": 1, "warmup_ratio": 0.05, "weight_decay": 0.0,
-            "max_grad_norm": 1.0, "max_seq_len": 64, "seed": 42},
-  "evaluate": {"output_type": "generate_until", "chat_template": false, "stop": ["\n"],
-               "max_new_tokens": 8, "filter": "^\\s*(\\S+)", "batch_size": 64}
-}');
+SELECT * FROM gap_profile('task', 'models/base', '{"held_out": 0.5}');
 
 SELECT measure, gap, n_cells, round(estimate, 3) AS estimate,
        round(ci_low, 3) AS ci_low, round(ci_high, 3) AS ci_high

@@ -17,10 +17,11 @@ pub struct Settings {
     pub run_store: Option<String>,
     pub threads: Option<usize>,
     pub data_dir: Option<String>,
+    pub matrix_options: Option<String>,
 }
 
 /// Each setting's key and description (shown by `SHOW ALL`).
-const KEYS: [(&str, &str); 3] = [
+const KEYS: [(&str, &str); 4] = [
     (
         "run_store",
         "Folder of the run store that fine_tune, evaluate, generalization_matrix, gap_profile, \
@@ -36,6 +37,11 @@ const KEYS: [(&str, &str); 3] = [
         "data_dir",
         "Folder that relative model folders of fine_tune, evaluate, generalization_matrix and \
          gap_profile resolve against (default: the working directory).",
+    ),
+    (
+        "matrix_options",
+        "Default options of generalization_matrix and gap_profile, a JSON object; a call's own \
+         options are merged over it, key by key (nested objects too).",
     ),
 ];
 
@@ -61,6 +67,7 @@ impl ExtensionOptions for Settings {
             "run_store" => self.run_store.set("", value),
             "threads" => self.threads.set("", value),
             "data_dir" => self.data_dir.set("", value),
+            "matrix_options" => self.matrix_options.set("", value),
             _ => config_err!(
                 "unknown setting crossdiff.{key}; the settings are {}",
                 KEYS.map(|(k, _)| format!("crossdiff.{k}")).join(", ")
@@ -74,6 +81,7 @@ impl ExtensionOptions for Settings {
             self.run_store.clone(),
             self.threads.map(|n| n.to_string()),
             self.data_dir.clone(),
+            self.matrix_options.clone(),
         ];
         KEYS.iter()
             .zip(values)
@@ -120,9 +128,41 @@ pub fn set(ctx: &SessionContext, key: &str, value: &str) -> Result<()> {
         .set(key, value)
 }
 
+/// `options` merged over `defaults`, key by key: a nested object is merged, any other value
+/// replaces the default's.
+pub fn merge_options(
+    defaults: &serde_json::Value,
+    options: &serde_json::Value,
+) -> serde_json::Value {
+    match (defaults, options) {
+        (serde_json::Value::Object(d), serde_json::Value::Object(o)) => {
+            let mut out = d.clone();
+            for (key, value) in o {
+                let merged = match out.get(key) {
+                    Some(base) => merge_options(base, value),
+                    None => value.clone(),
+                };
+                out.insert(key.clone(), merged);
+            }
+            serde_json::Value::Object(out)
+        }
+        (_, other) => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_merge_key_by_key() {
+        let d = serde_json::json!({"n_bins": 10, "train": {"epochs": 20, "seed": 42}});
+        let o = serde_json::json!({"held_out": 0.5, "train": {"epochs": 3}});
+        assert_eq!(
+            merge_options(&d, &o),
+            serde_json::json!({"n_bins": 10, "held_out": 0.5, "train": {"epochs": 3, "seed": 42}})
+        );
+    }
 
     #[tokio::test]
     async fn set_reaches_the_functions() {

@@ -217,9 +217,27 @@ pub(crate) fn parse_matrix_call(
         ["task_source", "base_model"],
         args.exprs(),
     )?;
-    let mut options =
-        MatrixOptions::from_json(&call.options).map_err(|e| plan_error(doc.name, e))?;
     let settings = Settings::of(args.session());
+    // The session's default options, with the call's own merged over them.
+    let options = match &settings.matrix_options {
+        Some(json) => {
+            let defaults: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+                plan_error(
+                    doc.name,
+                    format!("setting crossdiff.matrix_options: malformed JSON: {e}"),
+                )
+            })?;
+            if !defaults.is_object() {
+                return Err(plan_error(
+                    doc.name,
+                    "setting crossdiff.matrix_options must be a JSON object",
+                ));
+            }
+            crate::settings::merge_options(&defaults, &call.options)
+        }
+        None => call.options.clone(),
+    };
+    let mut options = MatrixOptions::from_json(&options).map_err(|e| plan_error(doc.name, e))?;
     options.run_store = options.run_store.or(settings.run_store.clone());
     Ok((call.first, settings.model_path(&call.second), options))
 }

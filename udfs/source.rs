@@ -71,6 +71,12 @@ pub fn check_source(state: &SessionState, function: &str, source: &str) -> Resul
 /// read-only as well (a `SELECT ... INTO` is DDL).
 pub async fn source_frame(ctx: &SessionContext, function: &str, source: &str) -> Result<DataFrame> {
     if is_table_name(source) {
+        if !ctx.table_exist(source)? {
+            return Err(super::error::plan_error(
+                function,
+                format!("no table named `{source}` (the source is a table name or a query)"),
+            ));
+        }
         return ctx.table(source).await;
     }
     check_source(&ctx.state(), function, source)?;
