@@ -109,34 +109,26 @@ fn int_column(batches: &[RecordBatch], name: &str) -> Result<Option<Vec<Option<i
 
 /// The task's bins: from the IRT fit, a `bin` column, or a `difficulty` column.
 fn bins(
+    name: &str,
     batches: &[RecordBatch],
     ids: &[String],
     n_bins: usize,
     irt: Option<&BTreeMap<String, FittedDifficulty>>,
 ) -> Result<Vec<usize>> {
-    let (given, difficulty);
-    let source =
-        match irt {
-            Some(fitted) => BinSource::Irt(fitted),
-            None => match int_column(batches, "bin")? {
-                Some(b) => {
-                    given = b;
-                    BinSource::Given(&given)
-                }
-                None => match float_column(batches, "difficulty")? {
-                    Some(d) => {
-                        difficulty = d;
-                        BinSource::Difficulty(&difficulty)
-                    }
-                    None => return Err(DataFusionError::Execution(
-                        "generalization_matrix: the task source needs a `bin` or a `difficulty` \
-                         column"
-                            .into(),
-                    )),
-                },
-            },
-        };
-    task_bins(source, ids, n_bins).map_err(|e| exec_error(DOC.name, e))
+    let given = int_column(batches, "bin")?;
+    let difficulty = float_column(batches, "difficulty")?;
+    let source = match (irt, &given, &difficulty) {
+        (Some(fitted), _, _) => BinSource::Irt(fitted),
+        (None, Some(b), _) => BinSource::Given(b),
+        (None, None, Some(d)) => BinSource::Difficulty(d),
+        (None, None, None) => {
+            return Err(exec_error(
+                name,
+                "the task source needs a `bin` or a `difficulty` column",
+            ))
+        }
+    };
+    task_bins(source, ids, n_bins).map_err(|e| exec_error(name, e))
 }
 
 /// Reads the task, derives its bins, and runs (or reuses) the study: what
@@ -170,7 +162,7 @@ pub(crate) async fn run_matrix(
         }
         None => None,
     };
-    let bins = bins(&batches, &ids, options.n_bins, fitted.as_ref())?;
+    let bins = bins(name, &batches, &ids, options.n_bins, fitted.as_ref())?;
     let stability = fitted
         .as_ref()
         .and_then(|f| bin_stability(&ids, f, options.n_bins, options.seed));
