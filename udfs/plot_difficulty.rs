@@ -34,7 +34,7 @@ impl TableFunctionImpl for PlotDifficulty {
             let (source, folder) = (source.clone(), folder.clone());
             async move {
                 let batches = read_source(DOC.name, &ctx, &source).await?;
-                let error = |e: String| exec_error("plot_difficulty", e);
+                let error = |e: crate::plot::PlotError| exec_error(DOC.name, e);
                 let values = difficulties_by_benchmark(&batches).map_err(error)?;
                 files_batch(&write_difficulty(&values, &folder).map_err(error)?)
             }

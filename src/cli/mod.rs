@@ -73,6 +73,8 @@ pub enum CliError {
     Data(#[from] crossdiff::data::DataError),
     #[error(transparent)]
     Lm(#[from] crossdiff::lm::LmError),
+    #[error(transparent)]
+    Plot(#[from] crossdiff::plot::PlotError),
 }
 
 impl From<String> for CliError {

@@ -169,7 +169,7 @@ pub fn write_gap_profile(
     profile: &GapProfilePoints,
     stem: &Path,
     title: &str,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, super::PlotError> {
     write_two(
         stem,
         (820, 520),

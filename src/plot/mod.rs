@@ -25,12 +25,33 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+/// Why a picture could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The pictures' text needs a TrueType font.
+    #[error("no TrueType font found for the picture's text; set CROSSDIFF_FONT to a .ttf file")]
+    NoFont,
+    /// The result lacks what the picture needs.
+    #[error("{0}")]
+    Input(String),
+    /// The output folder could not be made.
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// plotters failed while drawing or writing a file (its message).
+    #[error("{0}")]
+    Draw(String),
+}
+
 /// The font family name the pictures use once a font is registered.
 const FAMILY: &str = "sans-serif";
 
 /// Registers a TrueType font for plotters, once; the error says how to provide one.
-fn ensure_font() -> Result<(), String> {
-    static FONT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+fn ensure_font() -> Result<(), PlotError> {
+    static FONT: OnceLock<Option<PathBuf>> = OnceLock::new();
     FONT.get_or_init(|| {
         let mut candidates: Vec<PathBuf> = std::env::var_os("CROSSDIFF_FONT")
             .map(PathBuf::from)
@@ -64,17 +85,14 @@ fn ensure_font() -> Result<(), String> {
                 if plotters::style::register_font(FAMILY, FontStyle::Bold, bold).is_err() {
                     let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, bytes);
                 }
-                return Ok(path);
+                return Some(path);
             }
         }
-        Err(
-            "no TrueType font found for the picture's text; set CROSSDIFF_FONT to a .ttf file"
-                .into(),
-        )
+        None
     })
     .as_ref()
     .map(|_| ())
-    .map_err(Clone::clone)
+    .ok_or(PlotError::NoFont)
 }
 
 /// `DejaVuSans-Bold.ttf` beside `DejaVuSans.ttf`, `...-Bold.ttf` beside `...-Regular.ttf`.
@@ -481,7 +499,11 @@ fn draw_bars<DB: DrawingBackend>(
 }
 
 /// Writes the heatmap as `<stem>.svg` and `<stem>.png`.
-pub fn write_heatmap(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<PathBuf>, String> {
+pub fn write_heatmap(
+    grid: &MatrixGrid,
+    stem: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>, PlotError> {
     let cells = grid.eval_bins.len().max(grid.train_bins.len()) as u32;
     let side = (cells * 64 + 180).clamp(480, 1400);
     struct Heat<'a>(&'a MatrixGrid, &'a str);
@@ -501,7 +523,11 @@ pub fn write_heatmap(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<
 
 /// Writes a matrix result's pictures: `<stem>_heatmap.{svg,png}` and, when the grid has
 /// zero-shot accuracies, `<stem>_zero_shot.{svg,png}`.
-pub fn write_matrix(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<PathBuf>, String> {
+pub fn write_matrix(
+    grid: &MatrixGrid,
+    stem: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>, PlotError> {
     let named = |suffix: &str| {
         let mut name = stem.file_name().unwrap_or_default().to_os_string();
         name.push(suffix);
@@ -522,16 +548,20 @@ pub fn write_matrix(grid: &MatrixGrid, stem: &Path, title: &str) -> Result<Vec<P
 /// `benchmark` column ("all" without one).
 pub fn difficulties_by_benchmark(
     batches: &[RecordBatch],
-) -> Result<BTreeMap<String, Vec<f64>>, String> {
+) -> Result<BTreeMap<String, Vec<f64>>, PlotError> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for batch in batches {
-        let d = column_f64(batch, "difficulty")
-            .ok_or("the result needs a numeric `difficulty` column")?;
+        let d = column_f64(batch, "difficulty").ok_or_else(|| {
+            PlotError::Input("the result needs a numeric `difficulty` column".into())
+        })?;
         let names: Option<Vec<Option<String>>> = match batch.schema().index_of("benchmark") {
             Ok(i) => {
                 // A column that does not read as text (a struct, say) is an error, not a panic.
-                let text = cast(batch.column(i), &DataType::Utf8)
-                    .map_err(|e| format!("the `benchmark` column cannot be read as text: {e}"))?;
+                let text = cast(batch.column(i), &DataType::Utf8).map_err(|e| {
+                    PlotError::Input(format!(
+                        "the `benchmark` column cannot be read as text: {e}"
+                    ))
+                })?;
                 let text = text.as_string::<i32>();
                 Some(text.iter().map(|v| v.map(str::to_string)).collect())
             }
@@ -549,7 +579,9 @@ pub fn difficulties_by_benchmark(
         }
     }
     if out.is_empty() {
-        return Err("the result has no finite difficulty values".into());
+        return Err(PlotError::Input(
+            "the result has no finite difficulty values".into(),
+        ));
     }
     Ok(out)
 }
@@ -558,7 +590,7 @@ pub fn difficulties_by_benchmark(
 pub fn write_difficulty(
     by_benchmark: &BTreeMap<String, Vec<f64>>,
     folder: &Path,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, PlotError> {
     let mut written = Vec::new();
     for (name, values) in by_benchmark {
         let stem = folder.join(format!("difficulty_{name}"));
@@ -573,14 +605,16 @@ pub fn write_zero_shot(
     grid: &MatrixGrid,
     stem: &Path,
     title: &str,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, PlotError> {
     let bars: Vec<(String, f64)> = grid
         .zero_shot
         .iter()
         .map(|(b, v)| (b.to_string(), *v))
         .collect();
     if bars.is_empty() {
-        return Err("the result has no zero_shot_accuracy column".into());
+        return Err(PlotError::Input(
+            "the result has no zero_shot_accuracy column".into(),
+        ));
     }
     write_two(
         stem,
@@ -614,14 +648,14 @@ pub fn write_histogram(
     bins: usize,
     stem: &Path,
     title: &str,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, PlotError> {
     let finite: Vec<f64> = difficulties
         .iter()
         .copied()
         .filter(|d| d.is_finite())
         .collect();
     if finite.is_empty() {
-        return Err("no finite difficulty to draw".into());
+        return Err(PlotError::Input("no finite difficulty to draw".into()));
     }
     let (lo, hi) = finite
         .iter()
@@ -653,14 +687,17 @@ fn write_two(
     size: (u32, u32),
     svg: impl Fn(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
     png: impl Fn(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<Vec<PathBuf>, PlotError> {
     ensure_font()?;
     if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| PlotError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     let (svg_path, png_path) = (stem.with_extension("svg"), stem.with_extension("png"));
-    svg(&SVGBackend::new(&svg_path, size).into_drawing_area())?;
-    png(&BitMapBackend::new(&png_path, size).into_drawing_area())?;
+    svg(&SVGBackend::new(&svg_path, size).into_drawing_area()).map_err(PlotError::Draw)?;
+    png(&BitMapBackend::new(&png_path, size).into_drawing_area()).map_err(PlotError::Draw)?;
     Ok(vec![svg_path, png_path])
 }
 
