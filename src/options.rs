@@ -20,21 +20,33 @@ pub enum OptionsError {
 
 /// Parses `json` (an empty string is `{}`) into `T`.
 pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, OptionsError> {
+    from_value(&parse_object(json)?)
+}
+
+/// Parses `json` (an empty string is `{}`) as a JSON object, before it is typed (a caller
+/// may merge it over defaults first).
+pub fn parse_object(json: &str) -> Result<serde_json::Value, OptionsError> {
     let json = json.trim();
     let value: serde_json::Value = if json.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
         serde_json::from_str(json).map_err(OptionsError::Malformed)?
     };
-    from_value(&value)
+    require_object(&value)?;
+    Ok(value)
+}
+
+fn require_object(value: &serde_json::Value) -> Result<(), OptionsError> {
+    if value.is_object() {
+        return Ok(());
+    }
+    let shown: String = value.to_string().chars().take(80).collect();
+    Err(OptionsError::NotAnObject(shown))
 }
 
 /// Deserializes a JSON object into `T`; errors name the key's path.
 pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, OptionsError> {
-    if !value.is_object() {
-        let shown: String = value.to_string().chars().take(80).collect();
-        return Err(OptionsError::NotAnObject(shown));
-    }
+    require_object(value)?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         // serde_path_to_error writes the root as ".".
         let outer = e.path().to_string();

@@ -13,7 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::error::exec_error;
+use super::error::{exec_error, plan_error};
 use super::source::source_frame;
 use super::string_arg;
 use crate::experiment::{Cancel, ExperimentError};
@@ -34,17 +34,10 @@ impl ExperimentCall {
         }
         let first = string_arg(function, exprs, 0, names[0])?;
         let second = string_arg(function, exprs, 1, names[1])?;
-        let options = if exprs.len() == 3 {
-            let json = string_arg(function, exprs, 2, "options")?;
-            let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| {
-                DataFusionError::Plan(format!("{function}: options: malformed JSON: {e}"))
-            })?;
-            if !value.is_object() {
-                return plan_err!("{function}: options must be a JSON object, got {json}");
-            }
-            value
-        } else {
-            serde_json::json!({})
+        let options = match exprs.len() {
+            3 => crate::options::parse_object(&string_arg(function, exprs, 2, "options")?)
+                .map_err(|e| plan_error(function, e))?,
+            _ => serde_json::json!({}),
         };
         Ok(Self {
             first,

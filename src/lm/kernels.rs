@@ -443,6 +443,24 @@ pub fn token_nll(logits: &Tensor, targets: &[u32]) -> Result<Tensor> {
         .neg()?)
 }
 
+/// The largest absolute difference of two tensors' elements, in f64 (tests of fused ops
+/// against the composed ones).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,18 +479,7 @@ mod tests {
     }
 
     fn close(a: &Tensor, b: &Tensor, tol: f64) {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let d = max_abs_diff(a, b);
         assert!(d < tol, "max difference {d}");
     }
 

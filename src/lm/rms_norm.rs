@@ -201,17 +201,8 @@ mod tests {
         x.broadcast_div(&scale).unwrap().broadcast_mul(w).unwrap()
     }
 
-    fn gap(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+    fn gap(a: &Tensor, b: &Tensor) -> f64 {
+        crate::lm::kernels::max_abs_diff(a, b)
     }
 
     /// Values and both gradients match the composed ops'; the weight gradient sums over more
