@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::Session;
+use datafusion::common::cast::{as_list_array, as_string_array};
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
@@ -72,13 +73,7 @@ pub fn text_column(function: &str, batch: &RecordBatch, name: &str) -> Result<Op
             "{function}: column `{name}` cannot be read as text: {e}"
         ))
     })?;
-    Ok(Some(
-        array
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8")
-            .clone(),
-    ))
+    Ok(Some(as_string_array(&array)?.clone()))
 }
 
 /// Like [`text_column`], but the column must exist and hold no NULL.
@@ -127,20 +122,14 @@ pub fn choices_column(
             "{function}: column `choices` must be a list of strings: {e}"
         ))
     })?;
-    let list = array
-        .as_any()
-        .downcast_ref::<ListArray>()
-        .expect("cast to List<Utf8>");
+    let list = as_list_array(&array)?;
+    let strings = as_string_array(list.values())?;
+    let offsets = list.value_offsets();
     Ok(Some(
         (0..list.len())
             .map(|r| {
                 list.is_valid(r).then(|| {
-                    let values = list.value(r);
-                    let strings = values
-                        .as_any()
-                        .downcast_ref::<StringArray>()
-                        .expect("list of Utf8");
-                    (0..strings.len())
+                    (offsets[r] as usize..offsets[r + 1] as usize)
                         .map(|k| strings.value(k).to_string())
                         .collect()
                 })

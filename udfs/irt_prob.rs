@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::cast::as_float64_array;
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -63,8 +64,11 @@ impl ScalarUDFImpl for IrtProb {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let column = |i: usize| arrays.get(i).map(|a| a.as_primitive::<Float64Type>());
-        let (theta, b, a, c) = (column(0).unwrap(), column(1).unwrap(), column(2), column(3));
+        let column = |i: usize| arrays.get(i).map(|a| as_float64_array(a)).transpose();
+        let (Some(theta), Some(b)) = (column(0)?, column(1)?) else {
+            return exec_err!("irt_prob needs theta and b");
+        };
+        let (a, c) = (column(2)?, column(3)?);
         let mut out = Vec::with_capacity(args.number_rows);
         for row in 0..args.number_rows {
             let get = |x: Option<&datafusion::arrow::array::PrimitiveArray<Float64Type>>,

@@ -343,10 +343,7 @@ pub(crate) fn rank_partition(
     tie_key: Option<&ArrayRef>,
     num_rows: usize,
 ) -> Result<RankedPartition> {
-    let values = difficulty
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Float64Array>()
-        .expect("coerced to Float64");
+    let values = datafusion::common::cast::as_float64_array(difficulty)?;
     if let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && values.value(i).is_nan()) {
         return exec_err!(
             "{function}: difficulty is NaN at row {} of the window partition",

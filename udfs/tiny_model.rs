@@ -7,6 +7,7 @@ use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::cast::as_string_array;
 use datafusion::common::{plan_err, DataFusionError, Result};
 
 use super::error::{exec_error, plan_error};
@@ -59,11 +60,7 @@ fn texts_of(batch: &RecordBatch, out: &mut Vec<String>) -> Result<()> {
         .iter()
         .map(|&i| {
             let array = cast(batch.column(i), &DataType::Utf8)?;
-            Ok(array
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("cast to Utf8")
-                .clone())
+            Ok(as_string_array(&array)?.clone())
         })
         .collect::<Result<_>>()?;
     for row in 0..batch.num_rows() {

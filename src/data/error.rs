@@ -12,17 +12,45 @@ pub enum DataError {
         source: std::io::Error,
     },
 
-    #[error("{place}: malformed JSON: {message}")]
-    Json { place: String, message: String },
+    #[error("{place}: malformed JSON: {source}")]
+    Json {
+        place: String,
+        #[source]
+        source: serde_json::Error,
+    },
 
-    #[error("{place}: malformed CSV: {message}")]
-    Csv { place: String, message: String },
+    #[error("{place}: malformed CSV: {source}")]
+    Csv {
+        place: String,
+        #[source]
+        source: csv::Error,
+    },
 
-    #[error("{place}: cannot read Parquet: {message}")]
-    Parquet { place: String, message: String },
+    #[error("{place}: cannot read Parquet: {source}")]
+    Parquet {
+        place: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
 
-    #[error("{place}: cannot write Parquet: {message}")]
-    ParquetWrite { place: String, message: String },
+    /// Decoding a Parquet file's pages into arrow arrays failed.
+    #[error("{place}: cannot read Parquet: {source}")]
+    ParquetDecode {
+        place: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// The Parquet reader panicked on a malformed file; `why` is its message.
+    #[error("{place}: cannot read Parquet: corrupt data ({why})")]
+    ParquetCorrupt { place: String, why: String },
+
+    #[error("{place}: cannot write Parquet: {source}")]
+    ParquetWrite {
+        place: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
 
     #[error("{place}: missing {what} `{name}`")]
     Missing {

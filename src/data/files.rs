@@ -76,9 +76,9 @@ fn guarded<T>(place: &str, call: impl FnOnce() -> Result<T>) -> Result<T> {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "the reader failed".into());
-        Err(DataError::Parquet {
+        Err(DataError::ParquetCorrupt {
             place: place.to_string(),
-            message: format!("corrupt data ({why})"),
+            why,
         })
     })
 }
@@ -87,9 +87,9 @@ fn parquet_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>>
     let place = path.display().to_string();
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     guarded(&place, || {
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DataError::Parquet {
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| DataError::Parquet {
             place: place.clone(),
-            message: e.to_string(),
+            source,
         })
     })
 }
@@ -123,9 +123,9 @@ pub fn open_parquet(path: &Path, columns: &[&str]) -> Result<ProjectedBatches> {
             .with_projection(mask)
             .with_batch_size(64 * 1024)
             .build()
-            .map_err(|e| DataError::Parquet {
+            .map_err(|source| DataError::Parquet {
                 place: place.clone(),
-                message: e.to_string(),
+                source,
             })
     })?;
     // The reader yields projected columns in file order; remember how to reorder them.
@@ -172,9 +172,9 @@ impl Iterator for ProjectedBatches {
         let (reader, place) = (&mut self.reader, &self.place);
         let next = guarded(place, || {
             Ok(reader.next().map(|r| {
-                r.map_err(|e| DataError::Parquet {
+                r.map_err(|source| DataError::ParquetDecode {
                     place: place.clone(),
-                    message: e.to_string(),
+                    source,
                 })
             }))
         });
@@ -187,10 +187,14 @@ impl Iterator for ProjectedBatches {
                 return Some(Err(e));
             }
         };
-        Some(batch.project(&self.order).map_err(|e| DataError::Parquet {
-            place: self.place.clone(),
-            message: e.to_string(),
-        }))
+        Some(
+            batch
+                .project(&self.order)
+                .map_err(|source| DataError::ParquetDecode {
+                    place: self.place.clone(),
+                    source,
+                }),
+        )
     }
 }
 
@@ -278,9 +282,9 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         ))
         .build();
     write_atomically(path, |out| {
-        let perr = |e: parquet::errors::ParquetError| DataError::ParquetWrite {
+        let perr = |source: parquet::errors::ParquetError| DataError::ParquetWrite {
             place: place.clone(),
-            message: e.to_string(),
+            source,
         };
         let mut writer =
             ArrowWriter::try_new(out, Arc::clone(&schema), Some(props)).map_err(perr)?;

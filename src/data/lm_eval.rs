@@ -283,9 +283,9 @@ fn read_jsonl_file(
         }
         let place = || out.place(source, line_no);
         let record: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| DataError::Json {
+            serde_json::from_str(line).map_err(|source| DataError::Json {
                 place: place(),
-                message: e.to_string(),
+                source,
             })?;
         let serde_json::Value::Object(fields) = &record else {
             return Err(DataError::invalid(

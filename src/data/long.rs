@@ -122,15 +122,15 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
     let cols = Columns::from(opts);
     let name = path.display().to_string();
     let source = out.begin_source(name.clone(), "line");
-    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv {
+    let mut reader = csv::Reader::from_path(path).map_err(|source| DataError::Csv {
         place: name.clone(),
-        message: e.to_string(),
+        source,
     })?;
     let header = reader
         .headers()
-        .map_err(|e| DataError::Csv {
+        .map_err(|source| DataError::Csv {
             place: format!("{name}, line 1"),
-            message: e.to_string(),
+            source,
         })?
         .clone();
     let mut index = Vec::new();
@@ -147,11 +147,11 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
         index.push(i);
     }
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+        let record = record.map_err(|source| {
+            let line = source.position().map(|p| p.line()).unwrap_or(0);
             DataError::Csv {
                 place: format!("{name}, line {line}"),
-                message: e.to_string(),
+                source,
             }
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);

@@ -186,9 +186,9 @@ impl IngestOptions {
             return Ok(Self::default());
         }
         let value: serde_json::Value =
-            serde_json::from_str(trimmed).map_err(|e| DataError::Json {
+            serde_json::from_str(trimmed).map_err(|source| DataError::Json {
                 place: "options".into(),
-                message: e.to_string(),
+                source,
             })?;
         Self::from_value(&value, format)
     }

@@ -39,9 +39,9 @@ fn read_file(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> R
         }
         let place = out.place(source, line_no);
         let record: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| DataError::Json {
+            serde_json::from_str(line).map_err(|source| DataError::Json {
                 place: place.clone(),
-                message: e.to_string(),
+                source,
             })?;
         let subject = match record.get("subject_id") {
             Some(serde_json::Value::String(s)) => s.clone(),

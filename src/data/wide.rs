@@ -58,15 +58,15 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
     let name = path.display().to_string();
     let benchmark = benchmark_for(path, opts);
     let source = out.begin_source(name.clone(), "line");
-    let mut reader = csv::Reader::from_path(path).map_err(|e| DataError::Csv {
+    let mut reader = csv::Reader::from_path(path).map_err(|source| DataError::Csv {
         place: name.clone(),
-        message: e.to_string(),
+        source,
     })?;
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| DataError::Csv {
+        .map_err(|source| DataError::Csv {
             place: format!("{name}, line 1"),
-            message: e.to_string(),
+            source,
         })?
         .iter()
         .map(|h| h.trim().to_string())
@@ -79,11 +79,11 @@ fn read_csv(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Re
         ));
     }
     for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+        let record = record.map_err(|source| {
+            let line = source.position().map(|p| p.line()).unwrap_or(0);
             DataError::Csv {
                 place: format!("{name}, line {line}"),
-                message: e.to_string(),
+                source,
             }
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);

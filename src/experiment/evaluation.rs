@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Float64Builder, ListArray, ListBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Float64Builder, ListBuilder,
     RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -249,26 +249,18 @@ pub fn outcomes_to_batch(items: &[ItemOutcome]) -> Result<RecordBatch> {
 
 fn batch_to_outcomes(batch: &RecordBatch) -> Result<Vec<ItemOutcome>> {
     let bad = || ExperimentError::Input("a stored evaluation has an unexpected schema".into());
-    let text = |i: usize| {
-        batch
-            .column(i)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(bad)
-    };
-    let flag = |i: usize| {
-        batch
-            .column(i)
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .ok_or_else(bad)
-    };
+    if batch.num_columns() < 6 {
+        return Err(bad());
+    }
+    let text = |i: usize| batch.column(i).as_string_opt::<i32>().ok_or_else(bad);
+    let flag = |i: usize| batch.column(i).as_boolean_opt().ok_or_else(bad);
     let (ids, preds, correct, norm, outputs) = (text(0)?, text(1)?, flag(2)?, flag(3)?, text(5)?);
-    let lls = batch
-        .column(4)
-        .as_any()
-        .downcast_ref::<ListArray>()
+    let lls = batch.column(4).as_list_opt::<i32>().ok_or_else(bad)?;
+    let log_likelihoods = lls
+        .values()
+        .as_primitive_opt::<datafusion::arrow::datatypes::Float64Type>()
         .ok_or_else(bad)?;
+    let offsets = lls.value_offsets();
     Ok((0..batch.num_rows())
         .map(|r| ItemOutcome {
             item_id: ids.value(r).to_string(),
@@ -276,12 +268,8 @@ fn batch_to_outcomes(batch: &RecordBatch) -> Result<Vec<ItemOutcome>> {
             correct: correct.value(r),
             correct_norm: norm.is_valid(r).then(|| norm.value(r)),
             log_likelihoods: lls.is_valid(r).then(|| {
-                let v = lls.value(r);
-                let f = v
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::Float64Array>()
-                    .expect("list of f64");
-                f.values().to_vec()
+                let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
+                log_likelihoods.values()[start..end].to_vec()
             }),
             output: outputs.is_valid(r).then(|| outputs.value(r).to_string()),
         })
@@ -487,17 +475,14 @@ fn evaluate_into(
         let results = evaluator.multiple_choice(&requests).map_err(cancelled)?;
         results
             .into_iter()
-            .zip(items)
-            .map(|(r, item)| {
-                let choices = item.choices.as_ref().expect("checked above");
-                ItemOutcome {
-                    item_id: r.id,
-                    prediction: choices[r.prediction].clone(),
-                    correct: r.acc,
-                    correct_norm: Some(r.acc_norm),
-                    log_likelihoods: Some(r.log_likelihoods),
-                    output: None,
-                }
+            .zip(requests)
+            .map(|(r, request)| ItemOutcome {
+                item_id: r.id,
+                prediction: request.choices[r.prediction].clone(),
+                correct: r.acc,
+                correct_norm: Some(r.acc_norm),
+                log_likelihoods: Some(r.log_likelihoods),
+                output: None,
             })
             .collect()
     } else {

@@ -44,28 +44,42 @@ enum Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    fn new(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Option<Self>> {
-        let Ok(index) = batch.schema().index_of(name) else {
-            return Ok(None);
-        };
-        let column = batch.column(index);
+    /// A column the source must have.
+    fn required(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Self> {
+        match batch.schema().index_of(name) {
+            Ok(index) => Self::new(batch.column(index), name, row0),
+            Err(_) => Err(missing_column(batch, name)),
+        }
+    }
+
+    /// A column the source may have.
+    fn optional(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Option<Self>> {
+        match batch.schema().index_of(name) {
+            Ok(index) => Self::new(batch.column(index), name, row0).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn new(column: &'a arrow::array::ArrayRef, name: &'static str, row0: usize) -> Result<Self> {
         if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
             return Err(IrtError::NullKey {
                 place: format!("source row {}", row0 + i + 1),
                 column: name,
             });
         }
-        Ok(Some(match column.data_type() {
+        Ok(match column.data_type() {
             DataType::Utf8 => Text::Utf8(column.as_string::<i32>()),
             DataType::LargeUtf8 => Text::Large(column.as_string::<i64>()),
             DataType::Utf8View => Text::View(column.as_string_view()),
             _ => {
-                let cast = cast(column, &DataType::Utf8).map_err(|e| {
-                    IrtError::Invalid(format!("column `{name}` cannot be read as text: {e}"))
+                let cast = cast(column, &DataType::Utf8).map_err(|source| IrtError::Cast {
+                    column: name,
+                    to: "text",
+                    source,
                 })?;
                 Text::Cast(cast.as_string::<i32>().clone())
             }
-        }))
+        })
     }
 
     #[inline]
@@ -76,6 +90,20 @@ impl<'a> Text<'a> {
             Text::View(a) => a.value(i),
             Text::Cast(a) => a.value(i),
         }
+    }
+}
+
+/// The error for a source without column `needed`, listing the columns it has.
+fn missing_column(batch: &RecordBatch, needed: &'static str) -> IrtError {
+    let schema = batch.schema();
+    IrtError::MissingColumn {
+        needed,
+        present: schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -99,26 +127,32 @@ impl MatrixSet {
 
     pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let schema = batch.schema();
-        for needed in ["model_id", "item_id", "correct"] {
-            if schema.index_of(needed).is_err() {
-                let present: Vec<&str> =
-                    schema.fields().iter().map(|f| f.name().as_str()).collect();
-                return Err(IrtError::Invalid(format!(
-                    "the source has no column `{needed}` (columns: {}); it needs model_id, item_id, correct and optionally benchmark",
-                    present.join(", ")
-                )));
-            }
+        // Checked before any column is read, so that the first missing one is named.
+        if let Some(needed) = ["model_id", "item_id", "correct"]
+            .into_iter()
+            .find(|n| schema.index_of(n).is_err())
+        {
+            return Err(missing_column(batch, needed));
         }
         let row0 = self.rows;
-        let models = Text::new(batch, "model_id", row0)?.expect("checked");
-        let items = Text::new(batch, "item_id", row0)?.expect("checked");
-        let benchmarks = Text::new(batch, "benchmark", row0)?;
-        let correct = batch.column(schema.index_of("correct").expect("checked"));
+        let models = Text::required(batch, "model_id", row0)?;
+        let items = Text::required(batch, "item_id", row0)?;
+        let benchmarks = Text::optional(batch, "benchmark", row0)?;
+        let correct = match schema.index_of("correct") {
+            Ok(index) => batch.column(index),
+            Err(_) => return Err(missing_column(batch, "correct")),
+        };
+        let correct_cast = |to: DataType, name: &'static str| {
+            cast(correct, &to).map_err(|source| IrtError::Cast {
+                column: "correct",
+                to: name,
+                source,
+            })
+        };
         let correct = match correct.data_type() {
             DataType::Boolean => correct.as_boolean().clone(),
             t if t.is_integer() || t.is_floating() => {
-                let f = cast(correct, &DataType::Float64)
-                    .map_err(|e| IrtError::Invalid(e.to_string()))?;
+                let f = correct_cast(DataType::Float64, "numbers")?;
                 let f = f.as_primitive::<arrow::datatypes::Float64Type>();
                 if let Some(i) =
                     (0..f.len()).find(|&i| f.is_valid(i) && f.value(i) != 0.0 && f.value(i) != 1.0)
@@ -129,8 +163,7 @@ impl MatrixSet {
                         f.value(i)
                     )));
                 }
-                cast(correct, &DataType::Boolean)
-                    .map_err(|e| IrtError::Invalid(e.to_string()))?
+                correct_cast(DataType::Boolean, "booleans")?
                     .as_boolean()
                     .clone()
             }

@@ -29,6 +29,23 @@ pub enum IrtError {
     #[error(transparent)]
     Options(#[from] crate::options::OptionsError),
 
+    #[error(
+        "the source has no column `{needed}` (columns: {present}); it needs model_id, item_id, \
+         correct and optionally benchmark"
+    )]
+    MissingColumn {
+        needed: &'static str,
+        present: String,
+    },
+
+    #[error("column `{column}` cannot be read as {to}: {source}")]
+    Cast {
+        column: &'static str,
+        to: &'static str,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
     #[error("{0}")]
     Invalid(String),
 

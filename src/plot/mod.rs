@@ -35,8 +35,8 @@ pub enum PlotError {
     #[error("{0}")]
     Input(String),
     /// The output folder could not be made.
-    #[error("{}: {source}", path.display())]
-    Write {
+    #[error("cannot create the folder {}: {source}", path.display())]
+    CreateFolder {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -48,6 +48,11 @@ pub enum PlotError {
 
 /// The font family name the pictures use once a font is registered.
 const FAMILY: &str = "sans-serif";
+
+/// Whether the pictures can have text: a TrueType font was found (see [`ensure_font`]).
+pub fn font_available() -> bool {
+    ensure_font().is_ok()
+}
 
 /// Registers a TrueType font for plotters, once; the error says how to provide one.
 fn ensure_font() -> Result<(), PlotError> {
@@ -690,7 +695,7 @@ fn write_two(
 ) -> Result<Vec<PathBuf>, PlotError> {
     ensure_font()?;
     if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| PlotError::Write {
+        std::fs::create_dir_all(parent).map_err(|source| PlotError::CreateFolder {
             path: parent.to_path_buf(),
             source,
         })?;

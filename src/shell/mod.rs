@@ -2,6 +2,7 @@
 //! statements ending in `;`, backslash commands, Ctrl-C cancelling the running query) and a
 //! script runner that stops at the first failing statement and names it.
 
+mod error;
 mod print;
 pub mod split;
 
@@ -14,6 +15,7 @@ use datafusion::prelude::SessionContext;
 use rustyline::error::ReadlineError;
 use thiserror::Error;
 
+pub use error::ShellError;
 pub use print::OutputFormat;
 use split::{split, split_script, Piece};
 
@@ -21,13 +23,14 @@ use crate::udfs;
 
 /// A failed statement of a script: which one, where, and why.
 #[derive(Debug, Error)]
-#[error("statement {number} (line {line} of {origin}) failed: {first_line}\n{message}")]
+#[error("statement {number} (line {line} of {origin}) failed: {first_line}\n{source}")]
 pub struct ScriptError {
     pub number: usize,
     pub line: usize,
     pub origin: String,
     pub first_line: String,
-    pub message: String,
+    #[source]
+    pub source: ShellError,
 }
 
 /// Rows the table format shows unless told otherwise (datafusion-cli's default).
@@ -95,34 +98,32 @@ impl Shell {
 
     /// Plans and runs one statement on a task of its own, so that the shell's Ctrl-C handler
     /// is polled while it runs; dropping the returned future (Ctrl-C) aborts that task.
-    async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    async fn query(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), ShellError> {
         let (ctx, sql) = (self.ctx.clone(), sql.to_string());
-        if self.queries.is_none() {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("crossdiff-query")
-                .thread_stack_size(crate::session::QUERY_STACK_BYTES)
-                .build()
-                .map_err(|e| format!("cannot start the query runtime: {e}"))?;
-            self.queries = Some(rt);
-        }
-        let runtime = self.queries.as_ref().expect("runtime just made");
+        let runtime = match &mut self.queries {
+            Some(rt) => rt,
+            slot => slot.insert(
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("crossdiff-query")
+                    .thread_stack_size(crate::session::QUERY_STACK_BYTES)
+                    .build()
+                    .map_err(ShellError::Runtime)?,
+            ),
+        };
         let task = runtime.spawn(async move {
-            crate::session::check_nesting(&ctx, &sql).map_err(|e| e.to_string())?;
-            let df = ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+            crate::session::check_nesting(&ctx, &sql)?;
+            let df = ctx.sql(&sql).await?;
             let schema: SchemaRef = std::sync::Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| {
-                let message = e.to_string();
-                crate::local_files::explain_write_failure(&message).unwrap_or(message)
-            })?;
-            Ok::<_, String>((schema, batches))
+            let batches = df.collect().await?;
+            Ok::<_, ShellError>((schema, batches))
         });
         let _abort = AbortOnDrop(task.abort_handle());
-        task.await.map_err(|e| format!("query task failed: {e}"))?
+        task.await.map_err(ShellError::Task)?
     }
 
     /// Runs one piece and prints its result to `out`; timing goes to stderr.
-    async fn run_piece(&mut self, piece: &Piece, out: &mut dyn Write) -> Result<Flow, String> {
+    async fn run_piece(&mut self, piece: &Piece, out: &mut dyn Write) -> Result<Flow, ShellError> {
         match piece {
             Piece::Command { text, .. } => self.command(text, out).await,
             Piece::Sql { text, .. } => {
@@ -137,13 +138,13 @@ impl Shell {
         }
     }
 
-    async fn show(&mut self, sql: &str, out: &mut dyn Write) -> Result<Flow, String> {
+    async fn show(&mut self, sql: &str, out: &mut dyn Write) -> Result<Flow, ShellError> {
         let (schema, batches) = self.query(sql).await?;
         print::print_batches(out, self.format, &schema, &batches, self.max_rows)?;
         Ok(Flow::Continue)
     }
 
-    async fn command(&mut self, text: &str, out: &mut dyn Write) -> Result<Flow, String> {
+    async fn command(&mut self, text: &str, out: &mut dyn Write) -> Result<Flow, ShellError> {
         let mut words = text.split_whitespace();
         let name = words.next().unwrap_or("");
         let arg: Vec<&str> = words.collect();
@@ -151,7 +152,7 @@ impl Shell {
         match name {
             "\\q" | "\\quit" => Ok(Flow::Quit),
             "\\?" => {
-                writeln!(out, "{HELP}").map_err(|e| e.to_string())?;
+                writeln!(out, "{HELP}")?;
                 Ok(Flow::Continue)
             }
             "\\d" if arg.is_empty() => {
@@ -164,14 +165,10 @@ impl Shell {
                 .await
             }
             "\\d" => {
-                if self
-                    .ctx
-                    .table_exist(arg.as_str())
-                    .map_err(|e| e.to_string())?
-                {
+                if self.ctx.table_exist(arg.as_str())? {
                     self.show(&format!("DESCRIBE {arg}"), out).await
                 } else {
-                    Err(format!("\\d: no table named `{arg}`; \\d lists the tables"))
+                    Err(ShellError::NoTable(arg))
                 }
             }
             "\\timing" => {
@@ -179,23 +176,34 @@ impl Shell {
                     "" => !self.timing,
                     "on" => true,
                     "off" => false,
-                    other => return Err(format!("\\timing takes on or off, not `{other}`")),
+                    other => {
+                        return Err(ShellError::BadArgument {
+                            command: "\\timing",
+                            expected: "on or off",
+                            given: other.to_string(),
+                        })
+                    }
                 };
                 eprintln!("Timing is {}.", if self.timing { "on" } else { "off" });
                 Ok(Flow::Continue)
             }
             "\\maxrows" => {
-                let n: usize = arg.trim().parse().map_err(|_| {
-                    format!("\\maxrows takes a number of rows (0 shows all), not `{arg}`")
+                let n: usize = arg.trim().parse().map_err(|_| ShellError::BadArgument {
+                    command: "\\maxrows",
+                    expected: "a number of rows (0 shows all)",
+                    given: arg.clone(),
                 })?;
                 self.max_rows = (n > 0).then_some(n);
                 Ok(Flow::Continue)
             }
             "\\format" | "\\pset" => {
                 let value = arg.strip_prefix("format").unwrap_or(&arg).trim();
-                self.format = OutputFormat::parse(value).ok_or_else(|| {
-                    format!("unknown format `{value}`; use table, csv, json or ndjson")
-                })?;
+                self.format =
+                    OutputFormat::parse(value).ok_or_else(|| ShellError::BadArgument {
+                        command: "\\format",
+                        expected: "table, csv, json or ndjson",
+                        given: value.to_string(),
+                    })?;
                 Ok(Flow::Continue)
             }
             "\\h" | "\\help" => {
@@ -204,10 +212,10 @@ impl Shell {
                 } else {
                     function_help(&self.ctx, &arg)?
                 };
-                writeln!(out, "{text}").map_err(|e| e.to_string())?;
+                writeln!(out, "{text}")?;
                 Ok(Flow::Continue)
             }
-            other => Err(format!("unknown command `{other}`; \\? lists the commands")),
+            other => Err(ShellError::UnknownCommand(other.to_string())),
         }
     }
 
@@ -223,13 +231,13 @@ impl Shell {
             match self.run_piece(piece, out).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) => return Ok(false),
-                Err(message) => {
+                Err(source) => {
                     return Err(ScriptError {
                         number: index + 1,
                         line: piece.line(),
                         origin: origin.to_string(),
                         first_line: piece.first_line().to_string(),
-                        message,
+                        source,
                     })
                 }
             }
@@ -297,12 +305,12 @@ impl Shell {
         let mut stdout = std::io::stdout();
         let result = tokio::select! {
             r = self.run_piece(piece, &mut stdout) => r,
-            _ = tokio::signal::ctrl_c() => Err("query cancelled".to_string()),
+            _ = tokio::signal::ctrl_c() => Err(ShellError::Cancelled),
         };
         match result {
             Ok(flow) => flow,
-            Err(message) => {
-                if message == "query cancelled" {
+            Err(error) => {
+                if matches!(error, ShellError::Cancelled) {
                     if let Some(rt) = self.queries.take() {
                         // Shutting the runtime down drops the query (its work stops at its
                         // next check); waiting a moment for that lets a long job take its
@@ -314,7 +322,7 @@ impl Shell {
                         .await;
                     }
                 }
-                eprintln!("Error: {message}");
+                eprintln!("Error: {error}");
                 Flow::Continue
             }
         }
@@ -378,7 +386,7 @@ fn function_list() -> String {
     lines.join("\n")
 }
 
-fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
+fn function_help(ctx: &SessionContext, name: &str) -> Result<String, ShellError> {
     let name = name.trim().to_ascii_lowercase();
     if let Some(doc) = udfs::function_docs().into_iter().find(|d| d.name == name) {
         let mut text = format!(
@@ -415,8 +423,6 @@ fn function_help(ctx: &SessionContext, name: &str) -> Result<String, String> {
             Ok(text)
         }
         Some((n, kind, None)) => Ok(format!("{n} ({kind} function): no documentation")),
-        None => Err(format!(
-            "no function named `{name}`; \\h lists crossdiff's functions"
-        )),
+        None => Err(ShellError::NoFunction(name)),
     }
 }

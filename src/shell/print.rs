@@ -6,6 +6,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::pretty::pretty_format_batches_with_schema;
 
+use super::ShellError;
+
 /// How query results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -46,19 +48,17 @@ pub fn print_batches(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     max_rows: Option<usize>,
-) -> Result<(), String> {
+) -> Result<(), ShellError> {
     if schema.fields().is_empty() {
         return Ok(());
     }
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     match format {
         OutputFormat::Table => {
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let shown = max_rows.map_or(rows, |m| m.min(rows));
             let table =
-                pretty_format_batches_with_schema(schema.clone(), &first_rows(batches, shown))
-                    .map_err(|e| err(&e))?;
-            writeln!(out, "{table}").map_err(|e| err(&e))?;
+                pretty_format_batches_with_schema(schema.clone(), &first_rows(batches, shown))?;
+            writeln!(out, "{table}")?;
             if shown < rows {
                 writeln!(
                     out,
@@ -66,14 +66,12 @@ pub fn print_batches(
                 )
             } else {
                 writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })
-            }
-            .map_err(|e| err(&e))?;
+            }?;
             // A generalization-matrix result also gets its heatmap, coloured on a terminal.
             if let Some(grid) = crate::plot::MatrixGrid::from_batches(batches) {
                 use std::io::IsTerminal;
                 let color = std::io::stdout().is_terminal();
-                write!(out, "{}", crate::plot::terminal_heatmap(&grid, color))
-                    .map_err(|e| err(&e))?;
+                write!(out, "{}", crate::plot::terminal_heatmap(&grid, color))?;
             }
         }
         OutputFormat::Csv => {
@@ -83,29 +81,29 @@ pub fn print_batches(
             if batches.is_empty() {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 drop(writer);
-                writeln!(out, "{}", names.join(",")).map_err(|e| err(&e))?;
+                writeln!(out, "{}", names.join(","))?;
             } else {
                 for b in batches {
-                    writer.write(b).map_err(|e| err(&e))?;
+                    writer.write(b)?;
                 }
             }
         }
         OutputFormat::Json => {
             let mut writer = arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
+                writer.write(b)?;
             }
-            writer.finish().map_err(|e| err(&e))?;
+            writer.finish()?;
             drop(writer);
-            writeln!(out).map_err(|e| err(&e))?;
+            writeln!(out)?;
         }
         OutputFormat::Ndjson => {
             let mut writer = arrow::json::LineDelimitedWriter::new(&mut *out);
             for b in batches {
-                writer.write(b).map_err(|e| err(&e))?;
+                writer.write(b)?;
             }
-            writer.finish().map_err(|e| err(&e))?;
+            writer.finish()?;
         }
     }
-    out.flush().map_err(|e| err(&e))
+    Ok(out.flush()?)
 }

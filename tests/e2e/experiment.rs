@@ -244,54 +244,6 @@ async fn generalization_matrix_runs_caches_and_explains_without_work() {
     assert!(err.contains("no `response` column"), "{err}");
 }
 
-#[tokio::test]
-async fn fine_tune_and_evaluate_from_sql() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("tiny");
-    tiny(&model);
-    let store = tmp.path().join("runs");
-    let ctx = crossdiff::new_context();
-    sql(&ctx, &task_table(&task_rows())).await;
-    let tuned = sql(
-        &ctx,
-        &format!(
-            "SELECT run_id, model_path, steps, reused FROM fine_tune('{}', 'SELECT prompt, response FROM task WHERE bin = 2', \
-             '{{\"epochs\": 2, \"batch_size\": 4, \"gradient_accumulation\": 1, \"learning_rate\": 0.001, \"run_store\": \"{}\"}}')",
-            model.display(),
-            store.display()
-        ),
-    )
-    .await;
-    assert_eq!(column_text(&tuned, 2), vec!["4"]);
-    assert_eq!(column_text(&tuned, 3), vec!["false"]);
-    let path = column_text(&tuned, 1)[0].clone();
-    assert!(Path::new(&path).join("model.safetensors").exists());
-    // Multiple choice: the answer is one of the choices.
-    sql(&ctx, "CREATE TABLE mc(item_id VARCHAR, prompt VARCHAR, choices VARCHAR[], answer VARCHAR) AS VALUES \
-        ('q1', 'Repeat: a', ['a', 'b', 'c'], 'a'), ('q2', 'Repeat: c', ['a', 'b', 'c'], '2')").await;
-    let out = sql(
-        &ctx,
-        &format!(
-            "SELECT item_id, prediction, correct, array_length(log_likelihoods) FROM evaluate('{path}', 'mc', '{{\"run_store\": \"{}\"}}') ORDER BY item_id",
-            store.display()
-        ),
-    )
-    .await;
-    assert_eq!(column_text(&out, 0), vec!["q1", "q2"]);
-    assert_eq!(column_text(&out, 3), vec!["3", "3"]);
-    let err = sql_err(&ctx, &format!("SELECT * FROM evaluate('{path}', 'SELECT item_id, prompt, choices, ''z'' AS answer FROM mc', '{{\"run_store\": \"{}\"}}')", store.display())).await;
-    assert!(
-        err.contains("item q1") && err.contains("neither a choice index"),
-        "{err}"
-    );
-    let err = sql_err(
-        &ctx,
-        &format!("SELECT * FROM evaluate('{path}', 'mc', '{{\"filter\": \"(\"}}')"),
-    )
-    .await;
-    assert!(err.contains("answer filter"), "{err}");
-}
-
 fn items() -> Vec<TaskItem> {
     task_rows()
         .into_iter()

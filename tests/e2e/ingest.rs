@@ -1,13 +1,11 @@
 //! Ingest of every supported format into the canonical `responses` table, from Rust and from
 //! SQL, with the bad-input cases the design lists.
 
-use super::common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::common::{fixture, sql, sql_err};
+use super::common::fixture;
 use crossdiff::data::{self, files::write_parquet, Format, IngestOptions};
 use crossdiff::datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -497,100 +495,6 @@ fn failed_ingest_leaves_outputs_alone() {
         !o.status.success() && err.contains("--metric") && err.contains("unknown option `metric`"),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn read_responses_from_sql() {
-    let ctx = crossdiff::new_context();
-    let lm = fixture("lm_eval");
-    let q = format!(
-        "SELECT model_id, benchmark, count(*) AS n, sum(CAST(correct AS INT)) AS n_correct FROM read_responses('{}', 'lm_eval', \
-         '{{\"metric\": \"acc,exact_match\", \"filter\": \"strict-match\"}}') GROUP BY model_id, benchmark ORDER BY model_id, benchmark",
-        lm.display()
-    );
-    let b = sql(&ctx, &q).await;
-    let cells: Vec<String> = (0..4)
-        .map(|c| common::column_text(&b, c).join(" "))
-        .collect();
-    assert_eq!(
-        cells[0],
-        "Qwen/Qwen2.5-0.5B-Instruct Qwen/Qwen2.5-0.5B-Instruct meta-llama/Llama-3.2-1B-Instruct"
-    );
-    assert_eq!(cells[1], "arc_easy gsm8k arc_easy");
-    assert_eq!(cells[2], "3 2 3");
-    assert_eq!(cells[3], "2 1 1");
-
-    // COPY the result to Parquet and read it back as a table.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.parquet");
-    sql(
-        &ctx,
-        &format!(
-            "COPY (SELECT * FROM read_responses('{}', 'wide_csv')) TO '{}' STORED AS PARQUET",
-            fixture("wide.csv").display(),
-            out.display()
-        ),
-    )
-    .await;
-    let b = sql(
-        &ctx,
-        &format!(
-            "SELECT count(*) FROM read_responses('{}', 'parquet')",
-            out.display()
-        ),
-    )
-    .await;
-    assert_eq!(common::column_text(&b, 0), vec!["10"]);
-}
-
-#[tokio::test]
-async fn read_responses_bad_arguments() {
-    let ctx = crossdiff::new_context();
-    let wide = fixture("wide.csv");
-    let w = wide.display();
-    let e = sql_err(&ctx, "SELECT * FROM read_responses('x')").await;
-    assert!(e.contains("expects 2 or 3 arguments"), "{e}");
-    let e = sql_err(
-        &ctx,
-        &format!("SELECT * FROM read_responses('{w}', 'excel')"),
-    )
-    .await;
-    assert!(
-        e.contains("unknown format \"excel\"") && e.contains("'wide_csv'"),
-        "{e}"
-    );
-    let e = sql_err(&ctx, &format!("SELECT * FROM read_responses('{w}', 3)")).await;
-    assert!(e.contains("argument 2 (format) must be a string"), "{e}");
-    let e = sql_err(
-        &ctx,
-        &format!("SELECT * FROM read_responses('{w}', 'wide_csv', '{{\"sep\": \";\"}}')"),
-    )
-    .await;
-    assert!(
-        e.contains("unknown option `sep`") && e.contains("model_column"),
-        "{e}"
-    );
-    let e = sql_err(
-        &ctx,
-        &format!("SELECT * FROM read_responses('{w}', 'wide_csv', 'not json')"),
-    )
-    .await;
-    assert!(e.contains("options") && e.contains("malformed JSON"), "{e}");
-    let e = sql_err(
-        &ctx,
-        "SELECT * FROM read_responses('/no/such/file.csv', 'wide_csv')",
-    )
-    .await;
-    assert!(e.contains("/no/such/file.csv does not exist"), "{e}");
-    // Planning reads nothing: EXPLAIN of a malformed source succeeds, running it fails.
-    let bad = fixture("bad");
-    let q = format!(
-        "SELECT * FROM read_responses('{}', 'lm_eval')",
-        bad.display()
-    );
-    sql(&ctx, &format!("EXPLAIN {q}")).await;
-    let e = sql_err(&ctx, &q).await;
-    assert!(e.contains("line 3") && e.contains("malformed JSON"), "{e}");
 }
 
 /// lm-eval 0.4.x's own output folder: `"filter": "none"` on every multiple-choice record and

@@ -1,5 +1,9 @@
 //! The `.slt` files under tests/sql/, run by the `sqllogictest` crate as DataFusion tests
 //! itself: each file gets a fresh crossdiff session, in a scratch folder of its own.
+//!
+//! A file that says `control substitution on` can name `${FIXTURES}` (tests/fixtures) and
+//! `${SCRATCH}` (its scratch folder, where it may write models, Parquet files and pictures).
+//! Records marked `onlyif font` run only where a TrueType font is found for the pictures.
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +102,13 @@ fn slt_files() -> Vec<PathBuf> {
 async fn sql_logic_tests() {
     let files = slt_files();
     assert!(!files.is_empty(), "no .slt files under tests/sql");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let font = crossdiff::plot::font_available();
+    if !font {
+        eprintln!(
+            "SKIPPED the .slt records marked `onlyif font`: no TrueType font on this machine"
+        );
+    }
     let mut failures = Vec::new();
     for file in &files {
         let scratch = tempfile::tempdir().unwrap();
@@ -110,6 +121,11 @@ async fn sql_logic_tests() {
                 Ok(Crossdiff { ctx })
             }
         });
+        runner.set_var("FIXTURES".into(), fixtures.display().to_string());
+        runner.set_var("SCRATCH".into(), scratch.path().display().to_string());
+        if font {
+            runner.add_label("font");
+        }
         if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}:\n{e}", file.display()));
         }
