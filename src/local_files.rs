@@ -2,6 +2,8 @@
 //! writes a file, staging files that an earlier, killed write of the same target left behind
 //! (`x.parquet#1`, `#2`, ...: object_store stages uploads beside their target and renames
 //! them into place) are removed, so a killed export never leaves litter that lives forever.
+//! And a target in a folder that takes no new files (`/proc`, say) is an error at once:
+//! object_store's staging loop would otherwise retry it forever.
 //! Only staging files untouched for [`STALE_AFTER`] count as left behind: a younger one may
 //! belong to a write still under way in another process.
 
@@ -46,11 +48,54 @@ impl LocalFiles {
         );
     }
 
-    fn remove_stale_staging(&self, location: &Path) {
+    /// What every write does first: clean up after killed writes, and check that the target's
+    /// folder takes new files.
+    fn prepare_write(&self, location: &Path) -> Result<()> {
         let Ok(target) = self.inner.path_to_filesystem(location) else {
-            return;
+            return Ok(());
         };
         remove_stale_staging(&target, SystemTime::now());
+        check_creatable(&target).map_err(|source| {
+            let e = datafusion::object_store::Error::Generic {
+                store: "LocalFiles",
+                source: Box::new(source),
+            };
+            record_failure(location.as_ref(), &e);
+            e
+        })
+    }
+}
+
+/// object_store stages a write as `target#N`, creating the folder when opening the file
+/// reports "not found"; a folder that exists yet reports "not found" for every new file
+/// (a pseudo file system such as /proc) sends it round that loop forever. Probing one
+/// staging-style name first turns that into an error naming the folder.
+fn check_creatable(target: &std::path::Path) -> std::io::Result<()> {
+    let Some(folder) = target.parent().filter(|p| p.is_dir()) else {
+        // Missing folders are created by the write itself, which reports its own errors.
+        return Ok(());
+    };
+    let probe = {
+        let mut name = target.as_os_str().to_owned();
+        name.push(format!("#probe-{}", std::process::id()));
+        std::path::PathBuf::from(name)
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(file) => {
+            drop(file);
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(std::io::Error::new(
+            e.kind(),
+            format!("the folder {} takes no new files ({e})", folder.display()),
+        )),
+        // Anything else (permissions, a full disk) the write reports as it happens.
+        Err(_) => Ok(()),
     }
 }
 
@@ -159,7 +204,7 @@ impl ObjectStore for LocalFiles {
         opts: PutOptions,
     ) -> Result<PutResult> {
         // A small COPY is one put, staged the same way.
-        self.remove_stale_staging(location);
+        self.prepare_write(location)?;
         let result = self.inner.put_opts(location, payload, opts).await;
         if let Err(e) = &result {
             record_failure(location.as_ref(), e);
@@ -172,7 +217,7 @@ impl ObjectStore for LocalFiles {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.remove_stale_staging(location);
+        self.prepare_write(location)?;
         let upload = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(RecordingUpload {
             inner: upload,
@@ -223,6 +268,20 @@ impl ObjectStore for LocalFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_that_takes_no_files_is_an_error_not_a_loop() {
+        let e = check_creatable(std::path::Path::new("/proc/x.csv")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the folder /proc takes no new files"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        check_creatable(&dir.path().join("x.csv")).unwrap();
+        // The probe leaves nothing behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn only_old_staging_files_of_the_target_go() {

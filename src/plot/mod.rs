@@ -41,9 +41,10 @@ pub enum PlotError {
         #[source]
         source: std::io::Error,
     },
-    /// plotters failed while drawing or writing a file (its message).
-    #[error("{0}")]
-    Draw(String),
+    /// plotters failed while drawing or writing a file (its message: plotters' error type
+    /// is generic over the backend, so the message is what can be kept).
+    #[error("cannot draw {}: {message}", path.display())]
+    Draw { path: PathBuf, message: String },
 }
 
 /// The font family name the pictures use once a font is registered.
@@ -701,8 +702,12 @@ fn write_two(
         })?;
     }
     let (svg_path, png_path) = (stem.with_extension("svg"), stem.with_extension("png"));
-    svg(&SVGBackend::new(&svg_path, size).into_drawing_area()).map_err(PlotError::Draw)?;
-    png(&BitMapBackend::new(&png_path, size).into_drawing_area()).map_err(PlotError::Draw)?;
+    let failed = |path: &PathBuf| {
+        let path = path.clone();
+        move |message| PlotError::Draw { path, message }
+    };
+    svg(&SVGBackend::new(&svg_path, size).into_drawing_area()).map_err(failed(&svg_path))?;
+    png(&BitMapBackend::new(&png_path, size).into_drawing_area()).map_err(failed(&png_path))?;
     Ok(vec![svg_path, png_path])
 }
 

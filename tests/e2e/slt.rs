@@ -46,7 +46,16 @@ impl sqllogictest::AsyncDB for Crossdiff {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let batches = df.collect().await?;
+        // As the shell does: a failed write is explained by the file and its cause.
+        let batches =
+            df.collect()
+                .await
+                .map_err(|e| {
+                    match crossdiff::local_files::explain_write_failure(&e.to_string()) {
+                        Some(explanation) => DataFusionError::Execution(explanation),
+                        None => e,
+                    }
+                })?;
         if types.is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
