@@ -97,6 +97,13 @@ pub enum DataError {
     #[error(transparent)]
     Options(#[from] crate::options::OptionsError),
 
+    #[error("{place}: {source}")]
+    Column {
+        place: String,
+        #[source]
+        source: super::columns::ColumnError,
+    },
+
     #[error("{place}: {message}")]
     Invalid { place: String, message: String },
 }
@@ -107,6 +114,13 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
+            source,
+        }
+    }
+
+    pub fn column(place: impl Into<String>, source: super::columns::ColumnError) -> Self {
+        DataError::Column {
+            place: place.into(),
             source,
         }
     }

@@ -375,14 +375,13 @@ fn read_parquet_file(
         let filters = if has_filter {
             Some(
                 super::columns::ids(batch.column(2), "filter")
-                    .map_err(|m| DataError::invalid(&name, m))?,
+                    .map_err(|e| DataError::column(&name, e))?,
             )
         } else {
             None
         };
-        let ids = cast(batch.column(0), &DataType::Utf8)
-            .map_err(|e| DataError::invalid(&name, format!("column `doc_id`: {e}")))?;
-        let ids = ids.as_string::<i32>();
+        let ids = super::columns::ids(batch.column(0), "doc_id")
+            .map_err(|e| DataError::column(&name, e))?;
         let values = batch.column(1);
         let numbers = if matches!(values.data_type(), DataType::Boolean) {
             None

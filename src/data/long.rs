@@ -73,7 +73,7 @@ fn push_batch(
     row: &mut u64,
     out: &mut ResponsesBuilder,
 ) -> Result<()> {
-    let bad = |m: String| DataError::invalid(out.place(source, *row + 1), m);
+    let bad = |e| DataError::column(out.place(source, *row + 1), e);
     let models = ids(batch.column(0), cols.model).map_err(bad)?;
     let items = ids(batch.column(1), cols.item).map_err(bad)?;
     let correct = CorrectCells::new(batch.column(2), cols.correct).map_err(bad)?;

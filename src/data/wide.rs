@@ -131,7 +131,7 @@ fn read_parquet(path: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -
     let mut row = 0u64;
     for batch in open_parquet(path, &names)? {
         let batch = batch?;
-        let bad = |m: String| DataError::invalid(&name, m);
+        let bad = |e| DataError::column(&name, e);
         let models = ids(batch.column(0), names[0]).map_err(bad)?;
         let cells: Vec<CorrectCells> = (1..names.len())
             .map(|c| CorrectCells::new(batch.column(c), names[c]).map_err(bad))
