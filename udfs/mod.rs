@@ -21,6 +21,8 @@ pub mod irt_simulate;
 mod irt_source;
 pub mod kendall_tau;
 mod lazy;
+pub mod math_answer;
+pub mod math_equal;
 mod paired;
 pub mod plot_difficulty;
 pub mod plot_gap_profile;
@@ -132,6 +134,8 @@ pub fn functions() -> Vec<Function> {
     let table = |doc: TableFunctionDoc, f: Arc<dyn TableFunctionImpl>| Function::Table(doc, f);
     vec![
         Function::Scalar(ScalarUDF::new_from_impl(irt_prob::IrtProb::default())),
+        Function::Scalar(ScalarUDF::new_from_impl(math_equal::MathEqual::default())),
+        Function::Scalar(ScalarUDF::new_from_impl(math_answer::MathAnswer::default())),
         Function::Aggregate(AggregateUDF::new_from_impl(spearman_corr::spearman_corr())),
         Function::Aggregate(AggregateUDF::new_from_impl(kendall_tau::kendall_tau())),
         Function::Window(WindowUDF::new_from_impl(

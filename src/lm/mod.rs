@@ -13,6 +13,7 @@ pub mod few_rows;
 pub mod files;
 pub mod kernels;
 pub mod lora;
+pub mod math_answer;
 pub mod model;
 pub mod optim;
 pub mod rms_norm;

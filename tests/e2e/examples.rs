@@ -15,6 +15,8 @@ const ORDER: &[(&str, &str)] = &[
     ("irt_abilities", ""),
     ("spearman_corr", ""),
     ("kendall_tau", ""),
+    ("math_equal", ""),
+    ("math_answer", ""),
     ("difficulty_quantile", ""),
     ("difficulty_bin", ""),
     ("difficulty_bin_stability", ""),
