@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
+use datafusion::arrow::array::{Array, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::cast::as_float64_array;
 use datafusion::common::{exec_err, Result};
@@ -11,7 +11,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
-use super::{coerce_numeric, doc_section, lenient, listed_signature};
+use super::{coerce_numeric, doc_section, lenient, listed_signature, scalar_or_array};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct IrtProb {
@@ -94,18 +94,7 @@ impl ScalarUDFImpl for IrtProb {
             }
             out.push(Some(crate::irt::probability(t, d, s, g)));
         }
-        let result: ArrayRef = Arc::new(Float64Array::from(out));
-        Ok(
-            if args
-                .args
-                .iter()
-                .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-            {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-            } else {
-                ColumnarValue::Array(result)
-            },
-        )
+        scalar_or_array(&args.args, Arc::new(Float64Array::from(out)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::doc_section;
+use super::{doc_section, scalar_or_array};
 use crate::lm::math_answer::{final_answer, normalize};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -57,7 +57,6 @@ impl ScalarUDFImpl for MathAnswer {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts = cast(&arrays[0], &DataType::Utf8)?;
         let texts = as_string_array(&texts)?;
@@ -68,12 +67,7 @@ impl ScalarUDFImpl for MathAnswer {
                     .then(|| normalize(final_answer(texts.value(r))))
             })
             .collect();
-        let out: ArrayRef = Arc::new(out);
-        Ok(if scalar {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        scalar_or_array(&args.args, Arc::new(out))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

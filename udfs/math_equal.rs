@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
+use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::doc_section;
+use super::{doc_section, scalar_or_array};
 use crate::lm::math_answer::math_equal;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -64,10 +64,6 @@ impl ScalarUDFImpl for MathEqual {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalars = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let text = |i: usize| cast(&arrays[i], &DataType::Utf8);
         let (predictions, targets) = (text(0)?, text(1)?);
@@ -78,12 +74,7 @@ impl ScalarUDFImpl for MathEqual {
                     .then(|| math_equal(predictions.value(r), targets.value(r)))
             })
             .collect();
-        let out: ArrayRef = Arc::new(out);
-        Ok(if scalars {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        scalar_or_array(&args.args, Arc::new(out))
     }
 
     fn documentation(&self) -> Option<&Documentation> {

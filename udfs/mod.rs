@@ -207,6 +207,22 @@ pub(crate) fn doc_section() -> DocSection {
     }
 }
 
+/// A scalar function's result: one value when every argument was one (`args`), else the
+/// column.
+pub(crate) fn scalar_or_array(
+    args: &[datafusion::logical_expr::ColumnarValue],
+    result: datafusion::arrow::array::ArrayRef,
+) -> Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+        } else {
+            ColumnarValue::Array(result)
+        },
+    )
+}
+
 /// A signature SHOW FUNCTIONS can list while the function keeps checking its own arguments.
 /// DataFusion lists a function by the example types of its signature (none for a purely
 /// user-defined one), so the `Exact` variants name the usual calls; a call is resolved by the
