@@ -5,6 +5,10 @@
 -- evaluate / generalization_matrix options for this view:
 --   {"output_type": "generate_until", "stop": ["\n\n", "Question:"], "max_new_tokens": 16,
 --    "filter": "first_letter"}
+-- "first_letter" is the paper's task file's filter exactly: regex ([A-J]), first match, so an
+-- output "Answer: C" is read as A (the A of "Answer") and graded wrong unless the answer is A.
+-- "filter": "standalone_letter" reads the first A-J standing alone as a word instead
+-- ("Answer: C" -> C, "(C)" -> C); it is not what the paper measured.
 -- or, scored by log-likelihood over the letters (choices column):
 --   {"output_type": "multiple_choice"}
 CREATE OR REPLACE VIEW mmlu_pro_task AS

@@ -55,6 +55,9 @@ pub enum ExactMatchKind {
     Plain,
     /// GSM8K's: strip `,`, `$`, everything up to `#### ` and a trailing `.`; ignore case.
     Gsm8k,
+    /// MATH's: final answers (last `\boxed{}`) normalised by Minerva's rules, equal as text
+    /// or value (`math_equal`).
+    Math,
 }
 
 /// Options of `evaluate`.
@@ -72,7 +75,8 @@ pub struct EvalOptions {
     pub stop: Vec<String>,
     pub max_new_tokens: usize,
     /// Answer filter: "none" (the whole output), "gsm8k_strict", "gsm8k_flexible",
-    /// "first_letter", or a regex (its first group, or the whole match).
+    /// "first_letter" (MMLU-Pro's, as the paper's task file), "standalone_letter" (the first
+    /// A-J standing alone), or a regex (its first group, or the whole match).
     pub filter: String,
     /// Which regex match the filter keeps.
     pub take: Take,
@@ -130,11 +134,13 @@ impl EvalOptions {
             "gsm8k_strict" => AnswerFilter::gsm8k_strict(),
             "gsm8k_flexible" => AnswerFilter::gsm8k_flexible(),
             "first_letter" => AnswerFilter::first_letter(),
+            "standalone_letter" => AnswerFilter::standalone_letter(),
             pattern => AnswerFilter::new(pattern, take)?,
         };
         let mut matcher = match self.exact_match {
             ExactMatchKind::Plain => ExactMatch::default(),
             ExactMatchKind::Gsm8k => ExactMatch::gsm8k(),
+            ExactMatchKind::Math => ExactMatch::math(),
         };
         matcher.ignore_case |= self.ignore_case;
         matcher.ignore_punctuation |= self.ignore_punctuation;

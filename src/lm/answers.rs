@@ -128,9 +128,16 @@ impl AnswerFilter {
         Self::new(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", Take::Last).expect("valid pattern")
     }
 
-    /// MMLU-Pro: the first option letter in the output.
+    /// MMLU-Pro as the paper's task file reads it: the first capital A-J anywhere in the
+    /// output (regex `([A-J])`), so "Answer: C" gives the `A` of "Answer".
     pub fn first_letter() -> Self {
         Self::new(r"[A-J]", Take::First).expect("valid pattern")
+    }
+
+    /// The stricter reading: the first A-J that stands alone as a word ("Answer: C" gives C,
+    /// "(C)" and "C." give C).
+    pub fn standalone_letter() -> Self {
+        Self::new(r"\b([A-J])\b", Take::First).expect("valid pattern")
     }
 
     pub fn apply(&self, text: &str) -> String {
@@ -168,6 +175,8 @@ pub struct ExactMatch {
     pub regexes_to_ignore: Vec<Regex>,
     pub ignore_case: bool,
     pub ignore_punctuation: bool,
+    /// Graded as MATH answers (`math_answer::math_equal`) after the other steps.
+    pub math: bool,
 }
 
 impl ExactMatch {
@@ -181,6 +190,7 @@ impl ExactMatch {
                 .collect(),
             ignore_case: true,
             ignore_punctuation: false,
+            math: false,
         }
     }
 
@@ -198,8 +208,21 @@ impl ExactMatch {
         s
     }
 
+    /// MATH's: the final answers, normalised by Minerva's rules, equal as text or value.
+    pub fn math() -> Self {
+        Self {
+            math: true,
+            ..Self::default()
+        }
+    }
+
     pub fn matches(&self, prediction: &str, reference: &str) -> bool {
-        self.normalise(prediction) == self.normalise(reference)
+        let (prediction, reference) = (self.normalise(prediction), self.normalise(reference));
+        if self.math {
+            super::math_answer::math_equal(&prediction, &reference)
+        } else {
+            prediction == reference
+        }
     }
 }
 
@@ -264,6 +287,11 @@ mod tests {
             AnswerFilter::first_letter().apply("the answer is (C) not D"),
             "C"
         );
+        // The paper's filter takes the A of "Answer"; the standalone one the letter.
+        assert_eq!(AnswerFilter::first_letter().apply("Answer: C"), "A");
+        assert_eq!(AnswerFilter::standalone_letter().apply("Answer: C"), "C");
+        assert_eq!(AnswerFilter::standalone_letter().apply("(D)."), "D");
+        assert_eq!(AnswerFilter::standalone_letter().apply("CAB"), "[invalid]");
         let plain = ExactMatch::default();
         assert!(plain.matches("True", "True") && !plain.matches("true", "True"));
         let folded = ExactMatch {

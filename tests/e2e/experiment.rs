@@ -862,3 +862,97 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
     assert_eq!(record.status, RunStatus::Done);
     assert_eq!(record.summary["steps"].as_u64(), Some(150));
 }
+
+/// queries/tasks/math.sql on MATH-shaped fixture items: the view's prompts and final answers,
+/// a tiny model fine-tuned on the solutions, and evaluate's `exact_match: "math"` grading each
+/// item exactly as math_equal does (the memorised solutions all correct, the untrained base
+/// model's outputs not).
+#[tokio::test]
+async fn math_view_fine_tunes_and_grades_by_equivalence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = crossdiff::new_context();
+    crossdiff::settings::set(
+        &ctx,
+        "crossdiff.run_store",
+        &tmp.path().join("runs").display().to_string(),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sql(&ctx, "CREATE SCHEMA math").await;
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE math.items STORED AS JSON LOCATION '{}'",
+            root.join("tests/fixtures/math_items.jsonl").display()
+        ),
+    )
+    .await;
+    sql(
+        &ctx,
+        &std::fs::read_to_string(root.join("queries/tasks/math.sql")).unwrap(),
+    )
+    .await;
+    let view = sql(
+        &ctx,
+        "SELECT item_id, final_answer, level, prompt FROM math_task ORDER BY item_id",
+    )
+    .await;
+    assert_eq!(
+        column_text(&view, 1),
+        vec![
+            "5",
+            "\\frac{1}{2}",
+            "6",
+            "60",
+            "1000000",
+            "\\frac{\\sqrt{2}}{2}"
+        ]
+    );
+    assert_eq!(column_text(&view, 2), vec!["1", "2", "2", "1", "3", "5"]);
+    assert_eq!(
+        column_text(&view, 3)[0],
+        "Problem:\nWhat is $2 + 3$?\n\nSolution:"
+    );
+    let model = tmp.path().join("tiny");
+    sql(
+        &ctx,
+        &format!(
+            "SELECT * FROM tiny_model('{}', 'SELECT prompt || response AS text FROM math_task', \
+             '{{\"vocab_size\": 400, \"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \
+             \"num_key_value_heads\": 2, \"intermediate_size\": 128, \"max_position_embeddings\": 256, \"seed\": 3}}')",
+            model.display()
+        ),
+    )
+    .await;
+    let tuned = sql(
+        &ctx,
+        &format!(
+            "SELECT model_path FROM fine_tune('{}', 'SELECT prompt, response FROM math_task', \
+             '{{\"epochs\": 60, \"batch_size\": 6, \"gradient_accumulation\": 1, \"learning_rate\": 0.01, \
+             \"weight_decay\": 0.0, \"chat_template\": false}}')",
+            model.display()
+        ),
+    )
+    .await;
+    let options = r#"{"output_type": "generate_until", "stop": ["Problem:"], "max_new_tokens": 64, "exact_match": "math"}"#;
+    let graded = |path: String| {
+        let ctx = ctx.clone();
+        async move {
+            sql(
+                &ctx,
+                &format!(
+                    "SELECT e.item_id, e.correct, math_equal(e.prediction, t.answer) \
+                     FROM evaluate('{path}', 'SELECT item_id, prompt, answer FROM math_task', '{options}') e \
+                     JOIN math_task t USING (item_id) ORDER BY e.item_id"
+                ),
+            )
+            .await
+        }
+    };
+    let after = graded(column_text(&tuned, 0)[0].clone()).await;
+    assert_eq!(column_text(&after, 1), column_text(&after, 2));
+    assert_eq!(column_text(&after, 1), vec!["true"; 6]);
+    let before = graded(model.display().to_string()).await;
+    assert_eq!(column_text(&before, 1), column_text(&before, 2));
+    assert_eq!(column_text(&before, 1), vec!["false"; 6]);
+}
