@@ -151,10 +151,20 @@ pub fn normalize(answer: &str) -> String {
         LazyLock::new(|| Regex::new(r"\\[a-zA-Z]+").expect("valid pattern"));
     static THOUSANDS: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^-?\d{1,3}(,\d{3})+$").expect("valid pattern"));
-    let is_word = |w: &str| w.chars().all(char::is_alphabetic);
+    // Each unit word with its `\bword\b` pattern, compiled once.
+    static WORDS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+        REMOVED
+            .iter()
+            .filter(|w| is_word(w))
+            .map(|w| {
+                let pattern = format!(r"\b{}\b", regex::escape(w));
+                (*w, Regex::new(&pattern).expect("valid pattern"))
+            })
+            .collect()
+    });
     let mut s = answer.rsplit('=').next().unwrap_or(answer).to_string();
-    for word in REMOVED.iter().filter(|w| is_word(w)) {
-        s = remove_standalone(&s, word);
+    for (_, pattern) in WORDS.iter() {
+        s = remove_standalone(&s, pattern);
     }
     for (from, to) in SUBSTITUTIONS {
         s = s.replace(from, to);
@@ -185,10 +195,9 @@ pub fn normalize(answer: &str) -> String {
     s
 }
 
-/// `word` removed where it stands as a word of its own and no backslash is before it
-/// (lm-eval's `(?<!\\)\bword\b`).
-fn remove_standalone(s: &str, word: &str) -> String {
-    let pattern = Regex::new(&format!(r"\b{}\b", regex::escape(word))).expect("valid pattern");
+/// Matches of `pattern` (a `\bword\b`) removed unless a backslash is before them
+/// (lm-eval's `(?<!\\)\bword\b`; Rust's regex has no look-behind).
+fn remove_standalone(s: &str, pattern: &Regex) -> String {
     let mut out = String::with_capacity(s.len());
     let mut last = 0;
     for m in pattern.find_iter(s) {
@@ -200,6 +209,11 @@ fn remove_standalone(s: &str, word: &str) -> String {
     }
     out.push_str(&s[last..]);
     out
+}
+
+/// Whether a removed expression is a word (all letters): lm-eval's `str.isalpha()`.
+fn is_word(w: &str) -> bool {
+    !w.is_empty() && w.chars().all(char::is_alphabetic)
 }
 
 /// Whether two normalised answers are the same: equal text, or equal values.
