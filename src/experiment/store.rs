@@ -62,6 +62,7 @@ impl ContentHash {
 /// safetensors header and enough of the weights to tell fine-tunes apart without reading
 /// gigabytes).
 pub fn hash_model(dir: &Path, hash: &mut ContentHash) -> Result<()> {
+    crate::lm::files::model_folder(dir)?;
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| ExperimentError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

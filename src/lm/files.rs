@@ -55,9 +55,20 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Reads `config.json` of a model folder.
 pub fn read_config(dir: &Path) -> Result<DecoderConfig> {
+    model_folder(dir)?;
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
     DecoderConfig::parse(&text, &path.display().to_string())
+}
+
+/// Checks that `dir` is a folder, so that a mistyped path is named as such and not as a
+/// missing file inside it.
+pub fn model_folder(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(LmError::NoModelFolder(dir.to_path_buf()))
+    }
 }
 
 /// Loads a model folder as trainable weights in `dtype` (bf16/f16 files are converted).

@@ -36,6 +36,12 @@ pub enum LmError {
     #[error("{place}: {message}")]
     Config { place: String, message: String },
 
+    #[error(
+        "no model folder at {}: a Hugging Face model folder holds config.json, \
+         model.safetensors and tokenizer.json", .0.display()
+    )]
+    NoModelFolder(std::path::PathBuf),
+
     #[error("{0}")]
     Invalid(String),
 

@@ -94,6 +94,7 @@ fn template_source(value: Option<&Json>, path: &Path) -> Result<Option<String>> 
 impl TextTokenizer {
     /// Loads the tokenizer of the model folder `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
+        super::files::model_folder(dir)?;
         let path = dir.join("tokenizer.json");
         if !path.exists() {
             return Err(config_error(
