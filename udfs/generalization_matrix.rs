@@ -115,18 +115,21 @@ fn bins(
     n_bins: usize,
     irt: Option<&BTreeMap<String, FittedDifficulty>>,
 ) -> Result<Vec<usize>> {
-    let given = int_column(batches, "bin")?;
-    let difficulty = float_column(batches, "difficulty")?;
-    let source = match (irt, &given, &difficulty) {
-        (Some(fitted), _, _) => BinSource::Irt(fitted),
-        (None, Some(b), _) => BinSource::Given(b),
-        (None, None, Some(d)) => BinSource::Difficulty(d),
-        (None, None, None) => {
-            return Err(exec_error(
-                name,
-                "the task source needs a `bin` or a `difficulty` column",
-            ))
-        }
+    // Only the column that decides is read: an IRT fit, else `bin`, else `difficulty`.
+    let (given, difficulty);
+    let source = if let Some(fitted) = irt {
+        BinSource::Irt(fitted)
+    } else if let Some(b) = int_column(batches, "bin")? {
+        given = b;
+        BinSource::Given(&given)
+    } else if let Some(d) = float_column(batches, "difficulty")? {
+        difficulty = d;
+        BinSource::Difficulty(&difficulty)
+    } else {
+        return Err(exec_error(
+            name,
+            "the task source needs a `bin` or a `difficulty` column",
+        ));
     };
     task_bins(source, ids, n_bins).map_err(|e| exec_error(name, e))
 }

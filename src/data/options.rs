@@ -181,16 +181,7 @@ impl IngestOptions {
     /// Parses a JSON object of options (an empty string is none), refusing keys that no
     /// format knows and keys the format does not use.
     pub fn from_json(json: &str, format: Format) -> Result<Self> {
-        let trimmed = json.trim();
-        if trimmed.is_empty() {
-            return Ok(Self::default());
-        }
-        let value: serde_json::Value =
-            serde_json::from_str(trimmed).map_err(|source| DataError::Json {
-                place: "options".into(),
-                source,
-            })?;
-        Self::from_value(&value, format)
+        Self::from_value(&crate::options::parse_object(json)?, format)
     }
 
     /// [`Self::from_json`] of a parsed object (the command line builds one from its flags).

@@ -61,7 +61,6 @@ impl DuplicatePolicy {
     }
 }
 
-/// Parses a cell of text as a 0/1 response. `Ok(None)` means "no response" (empty or NA).
 impl TryFrom<String> for DuplicatePolicy {
     type Error = String;
     fn try_from(s: String) -> std::result::Result<Self, String> {
@@ -70,6 +69,7 @@ impl TryFrom<String> for DuplicatePolicy {
     }
 }
 
+/// Parses a cell of text as a 0/1 response. `Ok(None)` means "no response" (empty or NA).
 pub fn parse_correct_text(text: &str) -> std::result::Result<Option<bool>, String> {
     let t = text.trim();
     match t {

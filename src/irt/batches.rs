@@ -44,14 +44,6 @@ enum Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    /// A column the source must have.
-    fn required(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Self> {
-        match batch.schema().index_of(name) {
-            Ok(index) => Self::new(batch.column(index), name, row0),
-            Err(_) => Err(missing_column(batch, name)),
-        }
-    }
-
     /// A column the source may have.
     fn optional(batch: &'a RecordBatch, name: &'static str, row0: usize) -> Result<Option<Self>> {
         match batch.schema().index_of(name) {
@@ -126,22 +118,17 @@ impl MatrixSet {
     }
 
     pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let schema = batch.schema();
-        // Checked before any column is read, so that the first missing one is named.
-        if let Some(needed) = ["model_id", "item_id", "correct"]
-            .into_iter()
-            .find(|n| schema.index_of(n).is_err())
-        {
-            return Err(missing_column(batch, needed));
-        }
-        let row0 = self.rows;
-        let models = Text::required(batch, "model_id", row0)?;
-        let items = Text::required(batch, "item_id", row0)?;
-        let benchmarks = Text::optional(batch, "benchmark", row0)?;
-        let correct = match schema.index_of("correct") {
-            Ok(index) => batch.column(index),
-            Err(_) => return Err(missing_column(batch, "correct")),
+        // Every required column is found before any is read, so the first missing one is named.
+        let column = |name: &'static str| match batch.schema().index_of(name) {
+            Ok(index) => Ok(batch.column(index)),
+            Err(_) => Err(missing_column(batch, name)),
         };
+        let (models, items, correct) =
+            (column("model_id")?, column("item_id")?, column("correct")?);
+        let row0 = self.rows;
+        let models = Text::new(models, "model_id", row0)?;
+        let items = Text::new(items, "item_id", row0)?;
+        let benchmarks = Text::optional(batch, "benchmark", row0)?;
         let correct_cast = |to: DataType, name: &'static str| {
             cast(correct, &to).map_err(|source| IrtError::Cast {
                 column: "correct",

@@ -152,18 +152,15 @@ pub fn normalize(answer: &str) -> String {
     static THOUSANDS: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^-?\d{1,3}(,\d{3})+$").expect("valid pattern"));
     // Each unit word with its `\bword\b` pattern, compiled once.
-    static WORDS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    static WORDS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         REMOVED
             .iter()
             .filter(|w| is_word(w))
-            .map(|w| {
-                let pattern = format!(r"\b{}\b", regex::escape(w));
-                (*w, Regex::new(&pattern).expect("valid pattern"))
-            })
+            .map(|w| Regex::new(&format!(r"\b{}\b", regex::escape(w))).expect("valid pattern"))
             .collect()
     });
     let mut s = answer.rsplit('=').next().unwrap_or(answer).to_string();
-    for (_, pattern) in WORDS.iter() {
+    for pattern in WORDS.iter() {
         s = remove_standalone(&s, pattern);
     }
     for (from, to) in SUBSTITUTIONS {
