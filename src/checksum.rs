@@ -30,7 +30,7 @@ fn mix(lanes: &mut [u64; 2], word: u64) {
 /// The check of one file.
 pub fn file_check(path: &Path) -> std::io::Result<FileCheck> {
     let mut file = std::fs::File::open(path)?;
-    let mut lanes = [0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344];
+    let mut lanes = START;
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -43,28 +43,45 @@ pub fn file_check(path: &Path) -> std::io::Result<FileCheck> {
             }
         }
         size += filled as u64;
-        let mut words = buf[..filled].chunks_exact(8);
-        for w in &mut words {
-            mix(
-                &mut lanes,
-                u64::from_le_bytes(w.try_into().expect("8 bytes")),
-            );
-        }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            let mut last = [0u8; 8];
-            last[..tail.len()].copy_from_slice(tail);
-            mix(&mut lanes, u64::from_le_bytes(last));
-        }
+        mix_bytes(&mut lanes, &buf[..filled]);
         if filled < buf.len() {
             break;
         }
     }
-    mix(&mut lanes, size);
     Ok(FileCheck {
         size,
-        checksum: format!("{:016x}{:016x}", lanes[0], lanes[1]),
+        checksum: finish(lanes, size),
     })
+}
+
+const START: [u64; 2] = [0x243F_6A88_85A3_08D3, 0x1319_8A2E_0370_7344];
+
+/// Mixes `bytes` in as little-endian words, the last one zero-padded (only the last chunk of
+/// a file may have a partial word).
+fn mix_bytes(lanes: &mut [u64; 2], bytes: &[u8]) {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        mix(lanes, u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        mix(lanes, u64::from_le_bytes(last));
+    }
+}
+
+fn finish(mut lanes: [u64; 2], size: u64) -> String {
+    mix(&mut lanes, size);
+    format!("{:016x}{:016x}", lanes[0], lanes[1])
+}
+
+/// The same hash of bytes in memory (the content hash of a leaderboard row's text): equal to
+/// [`file_check`]'s checksum of a file holding these bytes.
+pub fn bytes_checksum(bytes: &[u8]) -> String {
+    let mut lanes = START;
+    mix_bytes(&mut lanes, bytes);
+    finish(lanes, bytes.len() as u64)
 }
 
 /// Checks of every regular file directly in `dir` (hidden files skipped), by name.
@@ -123,6 +140,8 @@ mod tests {
         let checks = folder_checks(dir.path()).unwrap();
         assert_eq!(checks["w.bin"].size, bytes.len() as u64);
         assert_eq!(first_mismatch(dir.path(), &checks), None);
+        // The in-memory hash is the file's, across several read buffers.
+        assert_eq!(bytes_checksum(&bytes), checks["w.bin"].checksum);
         // One byte overwritten, same size.
         let mut changed = bytes.clone();
         changed[2_000_000] ^= 1;

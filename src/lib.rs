@@ -16,6 +16,7 @@
 //! ```
 
 pub mod bench;
+pub mod bench_ingest;
 pub mod cancel;
 pub mod checksum;
 pub mod data;

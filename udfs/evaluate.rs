@@ -24,13 +24,15 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     description: "Evaluates the Hugging Face model folder model on the items of eval_source (a table name or a \
 query with columns item_id, prompt, answer and, for multiple choice, choices LIST<VARCHAR>), the way \
 lm-eval-harness does: multiple choice by summed log-likelihood of each choice after the prompt (correct = acc, \
-correct_norm = acc_norm, the log-likelihood per character of the choice without the delimiter), or greedy generation until a stop string, an answer filter and \
+or acc_norm with the option metric 'acc_norm'; correct_norm = acc_norm, the log-likelihood per character of the \
+choice without the delimiter), or greedy generation until a stop string, an answer filter and \
 exact_match. For multiple choice, answer is the gold choice's 0-based index or its text. Cached in the run \
 store like fine_tune. options (JSON): output_type ('multiple_choice' | 'generate_until'; default: multiple \
 choice when every item has choices), chat_template (default false, as lm-eval without --apply_chat_template), target_delimiter (' ', or '' with the \
 chat template, as lm-eval), \
 stop ([]), max_new_tokens (256), filter ('none': the output as generated | 'gsm8k_strict' | 'gsm8k_flexible' | \
-'first_letter' | a regex in Python's syntax, applied as lm-eval's regex filter), take ('first' | 'last'), exact_match ('plain' | 'gsm8k'), ignore_case, ignore_punctuation, \
+'first_letter' | a regex in Python's syntax, applied as lm-eval's regex filter), take ('first' | 'last'), exact_match ('plain' | 'gsm8k' | 'math'), metric (multiple choice: 'acc' | \
+'acc_norm', what correct holds), ignore_case, ignore_punctuation, \
 regexes_to_ignore, batch_size (16), run_store. Returns per item: item_id, prediction, correct, correct_norm, \
 log_likelihoods, output, run_id.",
     example: "SELECT avg(CAST(correct AS DOUBLE)) FROM evaluate('models/tiny', 'SELECT * FROM arc_items', '{\"output_type\": \"multiple_choice\"}');",

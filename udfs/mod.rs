@@ -27,6 +27,7 @@ mod paired;
 pub mod plot_difficulty;
 pub mod plot_gap_profile;
 pub mod plot_matrix;
+pub mod read_items;
 pub mod read_responses;
 pub mod runs;
 mod source;
@@ -148,6 +149,7 @@ pub fn functions() -> Vec<Function> {
             difficulty_bin_stability::DifficultyBinStability::default(),
         )),
         table(read_responses::DOC, Arc::new(read_responses::ReadResponses)),
+        table(read_items::DOC, Arc::new(read_items::ReadItems)),
         table(irt_fit::DOC, Arc::new(irt_fit::IrtFit)),
         table(irt_abilities::DOC, Arc::new(irt_abilities::IrtAbilities)),
         table(irt_simulate::DOC, Arc::new(irt_simulate::IrtSimulate)),

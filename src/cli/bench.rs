@@ -1,4 +1,4 @@
-//! `crossdiff bench irt|lm`: the IRT and LM benchmarks.
+//! `crossdiff bench irt|lm|ingest`: the IRT, LM and ingest benchmarks.
 
 use std::path::PathBuf;
 
@@ -8,8 +8,17 @@ use super::Result;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to benchmark: irt.
+    /// What to benchmark: irt, lm or ingest.
     pub what: String,
+    /// ingest: model folders of the synthetic details tree.
+    #[arg(long, default_value_t = 2000)]
+    pub models: usize,
+    /// ingest: task files per model.
+    #[arg(long, default_value_t = 20)]
+    pub tasks: usize,
+    /// ingest: samples per task file.
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
     /// Folder for the simulated data (made once, reused).
     #[arg(long, default_value = "target/crossdiff-bench")]
     pub cache: PathBuf,
@@ -39,8 +48,15 @@ pub async fn run_bench(args: BenchArgs) -> Result<()> {
     if args.what == "lm" {
         return run_lm_bench(&args);
     }
+    if args.what == "ingest" {
+        return run_ingest_bench(&args);
+    }
     if args.what != "irt" {
-        return Err(format!("unknown benchmark `{}`; available: irt, lm", args.what).into());
+        return Err(format!(
+            "unknown benchmark `{}`; available: irt, lm, ingest",
+            args.what
+        )
+        .into());
     }
     let real = args.real.clone().or_else(|| {
         let p = PathBuf::from("../shared/data/oll_v1/responses.parquet");
@@ -142,5 +158,62 @@ pub fn run_lm_bench(args: &BenchArgs) -> Result<()> {
             serde_json::to_string(&r).map_err(|e| e.to_string())?
         );
     }
+    Ok(())
+}
+
+/// Writes the synthetic details tree once, then ingests it in a child process (so the peak
+/// memory is the ingest's own) and prints the figures.
+pub fn run_ingest_bench(args: &BenchArgs) -> Result<()> {
+    use crossdiff::bench_ingest::{ingest, write_tree, IngestFigures, TreeShape};
+    let shape = TreeShape {
+        models: args.models,
+        tasks: args.tasks,
+        samples: args.samples,
+    };
+    std::fs::create_dir_all(&args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    if args.case.is_some() {
+        let figures = ingest(&shape.folder(&args.cache))?;
+        println!(
+            "{}",
+            serde_json::to_string(&figures).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let root =
+        write_tree(shape, &args.cache).map_err(|e| format!("{}: {e}", args.cache.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .args(["bench", "ingest", "--case", "0", "--cache"])
+        .arg(&args.cache)
+        .args(["--models", &args.models.to_string()])
+        .args(["--tasks", &args.tasks.to_string()])
+        .args(["--samples", &args.samples.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err("the ingest failed".into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: IngestFigures = serde_json::from_str(text.trim()).map_err(|e| format!("{e}: {text}"))?;
+    let gib = f.bytes as f64 / (1u64 << 30) as f64;
+    println!(
+        "ingest leaderboard_v2 {}: {} models x {} tasks x {} samples = {} files, {:.2} GiB",
+        root.display(),
+        shape.models,
+        shape.tasks,
+        shape.samples,
+        f.files,
+        gib
+    );
+    println!(
+        "  {} responses, {} items in {:.1} s: {:.0} MiB/s, {:.2} M responses/s, peak memory {:.0} MiB",
+        f.responses,
+        f.items,
+        f.seconds,
+        gib * 1024.0 / f.seconds,
+        f.responses as f64 / f.seconds / 1e6,
+        f.peak_memory_mib
+    );
     Ok(())
 }

@@ -12,12 +12,27 @@ pub struct IngestArgs {
     /// Input files or folders.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Input format: lm_eval, lm_eval_parquet, parquet, csv, wide_csv, wide_parquet, pyirt.
+    /// Input format: lm_eval, lm_eval_parquet, leaderboard_v2, leaderboard_v1, parquet, csv,
+    /// wide_csv, wide_parquet, pyirt.
     #[arg(long)]
     pub format: String,
     /// Output file: .parquet (canonical table) or .jsonl (py-irt jsonlines); replaced atomically.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also write the items table (question, choices, target, doc hash) of the same files to
+    /// this Parquet file (lm-eval and leaderboard formats).
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// Subtasks read as one benchmark (item ids `<subtask>/<doc_id>`): a name (`bbh`), a comma
+    /// list (`bbh,math,musr`) or a JSON object of benchmark -> task-name prefix.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Add the columns metric, n_shot and prompt_hash.
+    #[arg(long)]
+    pub provenance: bool,
+    /// Leaderboard v1: match rows across models by `position` (default) or `content`.
+    #[arg(long)]
+    pub align: Option<String>,
     /// lm-eval metric that means "correct" (default acc).
     #[arg(long)]
     pub metric: Option<String>,
@@ -44,7 +59,7 @@ pub struct IngestArgs {
 }
 
 pub fn run_ingest(args: IngestArgs) -> Result<()> {
-    let format = Format::parse(&args.format).map_err(|e| e.to_string())?;
+    let format = Format::parse(&args.format)?;
     // The flags become the options object SQL's read_responses takes: one parser for both.
     let mut object = serde_json::Map::new();
     let flags = [
@@ -57,6 +72,7 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
         ("benchmark_column", &args.benchmark_column),
         ("item_column", &args.item_column),
         ("correct_column", &args.correct_column),
+        ("align", &args.align),
     ];
     for (key, value) in flags {
         if let Some(v) = value {
@@ -70,6 +86,22 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
             object.insert(key.to_string(), value);
         }
     }
+    if let Some(group) = &args.group {
+        let value = if group.trim_start().starts_with('{') {
+            serde_json::from_str(group).map_err(|e| format!("--group: malformed JSON: {e}"))?
+        } else {
+            serde_json::Value::Array(
+                group
+                    .split(',')
+                    .map(|g| serde_json::Value::String(g.trim().to_string()))
+                    .collect(),
+            )
+        };
+        object.insert("group".into(), value);
+    }
+    if args.provenance {
+        object.insert("provenance".into(), true.into());
+    }
     let opts = IngestOptions::from_value(&object.into(), format).map_err(|e| match &e {
         // Name the flag the user typed.
         DataError::UnknownOption { key, .. } | DataError::BadOption { key, .. } => {
@@ -77,14 +109,24 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
         }
         _ => e.to_string(),
     })?;
-    // Check the output path before reading anything.
-    data::OutputFormat::from_path(&args.out).map_err(|e| e.to_string())?;
-    let batch = data::read_responses(&args.paths, format, &opts).map_err(|e| e.to_string())?;
-    data::write_responses(&args.out, &batch).map_err(|e| e.to_string())?;
+    // Check the output paths before reading anything.
+    data::OutputFormat::from_path(&args.out)?;
+    if let Some(items) = &args.items {
+        if items.extension().is_none_or(|e| e != "parquet") {
+            return Err(format!("--items: {} must end in .parquet", items.display()).into());
+        }
+    }
+    let cancel = crossdiff::cancel::Cancel::default();
+    let (batch, items) = data::read(&args.paths, format, &opts, args.items.is_some(), &cancel)?;
+    data::write_responses(&args.out, &batch)?;
     eprintln!(
         "wrote {} responses to {}",
         batch.num_rows(),
         args.out.display()
     );
+    if let (Some(path), Some(items)) = (&args.items, items) {
+        data::files::write_parquet(path, std::slice::from_ref(&items))?;
+        eprintln!("wrote {} items to {}", items.num_rows(), path.display());
+    }
     Ok(())
 }

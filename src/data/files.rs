@@ -16,8 +16,8 @@ use parquet::file::properties::WriterProperties;
 use super::error::{DataError, Result};
 
 /// `root` itself when it is a file; otherwise every file below it (recursively) whose name
-/// ends in `.ext`, sorted. No match is an "empty source" error.
-pub fn files_with_extension(root: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+/// ends in one of `.ext`, sorted. No match is an "empty source" error.
+pub fn files_with_extension(root: &Path, ext: &[&str]) -> Result<Vec<PathBuf>> {
     let meta = fs::metadata(root).map_err(|e| DataError::io(root, e))?;
     if meta.is_file() {
         return Ok(vec![root.to_path_buf()]);
@@ -35,15 +35,19 @@ pub fn files_with_extension(root: &Path, ext: &str) -> Result<Vec<PathBuf>> {
             }
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == ext) {
+            } else if path
+                .extension()
+                .is_some_and(|e| ext.iter().any(|x| e == *x))
+            {
                 found.push(path);
             }
         }
     }
     found.sort();
     if found.is_empty() {
+        let patterns: Vec<String> = ext.iter().map(|x| format!("*.{x}")).collect();
         return Err(DataError::Empty {
-            place: format!("{} (no *.{ext} files)", root.display()),
+            place: format!("{} (no {} files)", root.display(), patterns.join(" or ")),
         });
     }
     Ok(found)

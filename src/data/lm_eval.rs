@@ -1,28 +1,36 @@
 //! lm-eval-harness per-sample logs (`samples_<task>_<timestamp>.jsonl`, or the same records
-//! as Parquet, as in Open LLM Leaderboard "details").
+//! as Parquet), and the Open LLM Leaderboard v2 "details", which are the same logs
+//! (`samples_leaderboard_<task>_<timestamp>.jsonl`, early runs `.json`).
 //!
 //! Layout conventions, as lm-eval-harness writes them: the model's folder is named after the
 //! model with `/` replaced by `__`; a file name carries the task and a timestamp. When a
 //! folder holds several runs of one task for one model, the latest timestamp wins.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::error::{DataError, Result};
 use super::files::{files_with_extension, open_parquet};
-use super::options::{Format, IngestOptions};
-use super::responses::{parse_correct_json, parse_correct_number, ResponsesBuilder};
+use super::items::{choices_of, question_of, value_text, ItemRecord};
+use super::options::{leaderboard_metric, Format, IngestOptions};
+use super::responses::{parse_correct_json, parse_correct_number, Provenance};
+use super::sink::{files_bar, Sink};
 
 /// One per-sample file and what its path says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleFile {
     pub path: PathBuf,
     pub model_id: String,
+    /// The task as rows are named by it (a leaderboard's without its `leaderboard_` prefix).
     pub task: String,
+    /// The task as the file name has it (the key of the results file's `n-shot`).
+    pub file_task: String,
     pub timestamp: String,
 }
 
@@ -42,63 +50,105 @@ pub fn parse_sample_file_name(file_name: &str) -> (String, String) {
         .rev()
     {
         let rest = &body[pos + 1..];
-        let b = rest.as_bytes();
-        if b.len() >= 10
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && b[4] == b'-'
-            && b[5..7].iter().all(u8::is_ascii_digit)
-            && b[7] == b'-'
-        {
+        if is_timestamp(rest) {
             return (body[..pos].to_string(), rest.to_string());
         }
     }
     (body.to_string(), String::new())
 }
 
-/// lm-eval-harness writes `org/model` as the folder `org__model`.
+/// Whether a name starts with a date, `YYYY-MM-DD` (run timestamps, their folders).
+pub fn is_timestamp(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+}
+
+/// lm-eval-harness writes `org/model` as the folder `org__model`; the leaderboards' details
+/// repositories add `details_` (v1) or `-details` (v2) around it.
 pub fn model_id_from_folder(name: &str) -> String {
+    let name = name.strip_prefix("details_").unwrap_or(name);
+    let name = name.strip_suffix("-details").unwrap_or(name);
     name.replace("__", "/")
 }
 
-/// Finds the sample files under `root` and assigns each a model id: the first folder below
-/// `root` that holds it, or `root`'s own name for files directly inside (or `root` itself
-/// when it is a file). Keeps the latest timestamp per (model, task).
-pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec<SampleFile>> {
-    let files = files_with_extension(root, format.extension())?;
-    let root_name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default()
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// The model a result file belongs to: the `model_id` option; else, for lm-eval's layout, the
+/// first folder below `root` (or `root`'s own name for files directly inside it); for the
+/// leaderboards' layouts, the nearest folder above the file that is not a run timestamp.
+pub fn model_of(root: &Path, path: &Path, format: Format, opts: &IngestOptions) -> Result<String> {
+    let model_id = if let Some(m) = &opts.model_id {
+        m.clone()
+    } else if root.is_file() {
+        let mut folder = root.parent();
+        while let Some(f) = folder.filter(|f| is_timestamp(&file_name(f))) {
+            folder = f.parent();
+        }
+        model_id_from_folder(&folder.map(file_name).unwrap_or_default())
+    } else if matches!(format, Format::LmEval | Format::LmEvalParquet) {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let mut parts = rel.components();
+        let first = parts
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().to_string());
+        match (first, parts.next()) {
+            (Some(folder), Some(_)) => model_id_from_folder(&folder),
+            _ => model_id_from_folder(&file_name(root)),
+        }
+    } else {
+        let mut folder = path.parent();
+        while let Some(f) = folder.filter(|f| is_timestamp(&file_name(f)) && *f != root) {
+            folder = f.parent();
+        }
+        model_id_from_folder(&folder.map(file_name).unwrap_or_default())
     };
+    if model_id.is_empty() {
+        return Err(DataError::invalid(
+            path.display().to_string(),
+            "cannot tell the model id from the path; pass the option model_id",
+        ));
+    }
+    Ok(model_id)
+}
+
+/// Finds the sample files under `root` and assigns each a model id ([`model_of`]). Keeps the
+/// latest timestamp per (model, task).
+pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec<SampleFile>> {
+    let leaderboard = format == Format::LeaderboardV2;
+    let mut files = files_with_extension(root, format.extensions())?;
+    if leaderboard {
+        // The details folders also hold `results_<timestamp>.json`.
+        files.retain(|p| file_name(p).starts_with("samples_"));
+        if files.is_empty() {
+            return Err(DataError::Empty {
+                place: format!(
+                    "{} (no samples_*.jsonl or samples_*.json files)",
+                    root.display()
+                ),
+            });
+        }
+    }
     let mut latest: BTreeMap<(String, String), SampleFile> = BTreeMap::new();
     for path in files {
-        let model_id = if let Some(m) = &opts.model_id {
-            m.clone()
-        } else if root.is_file() {
-            let parent = root.parent().map(root_name).unwrap_or_default();
-            model_id_from_folder(&parent)
-        } else {
-            let rel = path.strip_prefix(root).unwrap_or(&path);
-            let mut parts = rel.components();
-            let first = parts
-                .next()
-                .map(|c| c.as_os_str().to_string_lossy().to_string());
-            match (first, parts.next()) {
-                (Some(folder), Some(_)) => model_id_from_folder(&folder),
-                _ => model_id_from_folder(&root_name(root)),
-            }
+        let model_id = model_of(root, &path, format, opts)?;
+        let (file_task, timestamp) = parse_sample_file_name(&file_name(&path));
+        let task = match file_task.strip_prefix("leaderboard_") {
+            Some(t) if leaderboard && !t.is_empty() => t.to_string(),
+            _ => file_task.clone(),
         };
-        if model_id.is_empty() {
-            return Err(DataError::invalid(
-                path.display().to_string(),
-                "cannot tell the model id from the path; pass the option model_id",
-            ));
-        }
-        let (task, timestamp) = parse_sample_file_name(&root_name(&path));
         let file = SampleFile {
             path,
             model_id,
             task,
+            file_task,
             timestamp,
         };
         let key = (file.model_id.clone(), file.task.clone());
@@ -112,39 +162,265 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
     Ok(latest.into_values().collect())
 }
 
-/// Reads every per-sample file under `root` into `out`.
-pub fn read(
-    root: &Path,
-    format: Format,
-    opts: &IngestOptions,
-    out: &mut ResponsesBuilder,
-) -> Result<()> {
-    for file in discover(root, format, opts)? {
-        let benchmark = opts.benchmark.clone().unwrap_or_else(|| file.task.clone());
+/// Reads every per-sample file under `root` into the sink.
+pub fn read(root: &Path, format: Format, opts: &IngestOptions, sink: &mut Sink) -> Result<()> {
+    let files = discover(root, format, opts)?;
+    let bar = files_bar(files.len(), "ingest");
+    let mut shots = NShots::default();
+    for file in &files {
+        sink.check_cancelled()?;
+        let n_shot = if opts.provenance {
+            shots.of(file)?
+        } else {
+            None
+        };
+        let task = TaskInfo::new(file, format, opts, n_shot);
         match format {
-            Format::LmEvalParquet => read_parquet_file(&file, &benchmark, opts, out)?,
-            _ => read_jsonl_file(&file, &benchmark, opts, out)?,
+            Format::LmEvalParquet => read_parquet_file(file, &task, opts, sink)?,
+            _ => read_json_file(file, &task, opts, sink)?,
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// What every row of one task file shares.
+struct TaskInfo<'a> {
+    /// The benchmark the rows go to and the subtask that qualifies item ids (groups).
+    benchmark: &'a str,
+    subtask: Option<&'a str>,
+    /// Metrics to look for, in order, and whether only these may be used.
+    metrics: Vec<&'a str>,
+    strict: bool,
+    n_shot: Option<u32>,
+}
+
+impl<'a> TaskInfo<'a> {
+    fn new(
+        file: &'a SampleFile,
+        format: Format,
+        opts: &'a IngestOptions,
+        n_shot: Option<u32>,
+    ) -> Self {
+        let (benchmark, subtask) = opts.benchmark_of(&file.task);
+        let (metrics, strict) =
+            opts.metrics_for(&file.task, leaderboard_metric(format, &file.task));
+        Self {
+            benchmark,
+            subtask,
+            metrics,
+            strict,
+            n_shot,
         }
     }
-    Ok(())
+
+    fn item_id(&self, doc_id: &str) -> String {
+        match self.subtask {
+            Some(sub) => format!("{sub}/{doc_id}"),
+            None => doc_id.to_string(),
+        }
+    }
+}
+
+/// Few-shot counts from lm-eval's `results_<timestamp>.json` beside the sample files (its
+/// `n-shot` map, else each task config's `num_fewshot`), read once per folder; the latest
+/// results file wins for a task.
+#[derive(Default)]
+struct NShots {
+    by_folder: HashMap<PathBuf, HashMap<String, u32>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ResultsFile {
+    #[serde(rename = "n-shot", default)]
+    n_shot: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    configs: BTreeMap<String, TaskConfig>,
+}
+
+#[derive(serde::Deserialize)]
+struct TaskConfig {
+    num_fewshot: Option<serde_json::Value>,
+}
+
+impl NShots {
+    fn of(&mut self, file: &SampleFile) -> Result<Option<u32>> {
+        let folder = file.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        if !self.by_folder.contains_key(&folder) {
+            let shots = Self::read_folder(&folder)?;
+            self.by_folder.insert(folder.clone(), shots);
+        }
+        Ok(self.by_folder[&folder].get(&file.file_task).copied())
+    }
+
+    fn read_folder(folder: &Path) -> Result<HashMap<String, u32>> {
+        let mut results: Vec<PathBuf> = std::fs::read_dir(folder)
+            .map_err(|e| DataError::io(folder, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let n = file_name(p);
+                n.starts_with("results") && n.ends_with(".json")
+            })
+            .collect();
+        results.sort();
+        let mut shots = HashMap::new();
+        for path in results {
+            let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+            let parsed: ResultsFile =
+                serde_json::from_str(&text).map_err(|source| DataError::Json {
+                    place: path.display().to_string(),
+                    source,
+                })?;
+            let number = |v: &serde_json::Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+            for (task, config) in &parsed.configs {
+                if let Some(n) = config.num_fewshot.as_ref().and_then(number) {
+                    shots.insert(task.clone(), n);
+                }
+            }
+            for (task, v) in &parsed.n_shot {
+                if let Some(n) = number(v) {
+                    shots.insert(task.clone(), n);
+                }
+            }
+        }
+        Ok(shots)
+    }
+}
+
+/// The fields of one sample record that ingest reads; the rest is skipped without being
+/// built (a record's `doc` and `resps` are most of its bytes).
+#[derive(Debug, Default)]
+struct SampleRecord {
+    doc_id: Option<serde_json::Value>,
+    filter: Option<serde_json::Value>,
+    doc_hash: Option<String>,
+    prompt_hash: Option<String>,
+    /// The wanted metrics present, in the record's order.
+    metrics: Vec<(String, serde_json::Value)>,
+    /// Every top-level key, for the message when no wanted metric is present.
+    keys: Vec<String>,
+    /// Kept for the items table only.
+    doc: Option<serde_json::Value>,
+    target: Option<serde_json::Value>,
+    arguments: Option<serde_json::Value>,
+}
+
+/// Parses a [`SampleRecord`], keeping the named metrics and, for items the items table still
+/// lacks, the document (`wanted` says from the doc_id, which lm-eval writes first).
+#[derive(Clone, Copy)]
+struct RecordSeed<'a> {
+    metrics: &'a [&'a str],
+    wanted: Option<&'a dyn Fn(&serde_json::Value) -> bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = SampleRecord;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<SampleRecord, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = SampleRecord;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an lm-eval sample record (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<SampleRecord, A::Error> {
+        let mut r = SampleRecord::default();
+        let mut keep: Option<bool> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let mut keep_item = || {
+                *keep.get_or_insert_with(|| match (self.wanted, &r.doc_id) {
+                    (Some(wanted), Some(id)) => wanted(id),
+                    (wanted, None) => wanted.is_some(),
+                    (None, _) => false,
+                })
+            };
+            match key.as_str() {
+                "doc_id" => r.doc_id = Some(map.next_value()?),
+                "filter" => r.filter = Some(map.next_value()?),
+                "doc_hash" => r.doc_hash = map.next_value()?,
+                "prompt_hash" => r.prompt_hash = map.next_value()?,
+                "doc" if keep_item() => r.doc = Some(map.next_value()?),
+                "target" if keep_item() => r.target = Some(map.next_value()?),
+                "arguments" if keep_item() => r.arguments = Some(map.next_value()?),
+                k if self.metrics.contains(&k) => {
+                    r.metrics.push((key.clone(), map.next_value()?));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            r.keys.push(key);
+        }
+        Ok(r)
+    }
+}
+
+/// The records of a `.json` file holding an array of them.
+struct RecordArray<'a, F> {
+    seed: RecordSeed<'a>,
+    each: F,
+}
+
+impl<'de, F> Visitor<'de> for RecordArray<'_, F>
+where
+    F: FnMut(u64, SampleRecord) -> Result<()>,
+{
+    type Value = Result<()>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of lm-eval sample records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        mut self,
+        mut seq: A,
+    ) -> std::result::Result<Result<()>, A::Error> {
+        let mut n = 0u64;
+        while let Some(record) = seq.next_element_seed(self.seed)? {
+            n += 1;
+            if let Err(e) = (self.each)(n, record) {
+                // Stop reading; the caller reports the first error.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// One record under a filter.
+struct FilterRow<'a> {
+    position: u64,
+    item: String,
+    correct: bool,
+    metric: &'a str,
+    prompt_hash: Option<String>,
 }
 
 /// A task file's responses grouped by answer filter, before one filter is chosen: lm-eval
 /// logs one record per (document, filter), `none` for multiple choice, one per filter of the
 /// task's filter list for generation.
-/// One record under a filter: (position, item_id, correct).
-type FilterRow = (u64, String, bool);
-
 #[derive(Default)]
-struct TaskRows {
+struct TaskRows<'a> {
     /// (filter, rows), in order of first appearance.
-    groups: Vec<(Option<String>, Vec<FilterRow>)>,
+    groups: Vec<(Option<String>, Vec<FilterRow<'a>>)>,
     /// Records whose metric came from the defaults, not the `metric` option: (metric, count).
     fallbacks: BTreeMap<String, usize>,
 }
 
-impl TaskRows {
-    fn push(&mut self, filter: Option<&str>, position: u64, item: String, correct: bool) {
+impl<'a> TaskRows<'a> {
+    fn push(&mut self, filter: Option<&str>, row: FilterRow<'a>) {
         let k = match self.groups.iter().position(|(f, _)| f.as_deref() == filter) {
             Some(k) => k,
             None => {
@@ -152,7 +428,7 @@ impl TaskRows {
                 self.groups.len() - 1
             }
         };
-        self.groups[k].1.push((position, item, correct));
+        self.groups[k].1.push(row);
     }
 
     /// Keeps the chosen filter's rows (and rows that name no filter), saying on stderr what
@@ -160,25 +436,25 @@ impl TaskRows {
     fn finish(
         self,
         file: &SampleFile,
-        benchmark: &str,
+        task: &TaskInfo,
         opts: &IngestOptions,
         source: u32,
-        out: &mut ResponsesBuilder,
+        sink: &mut Sink,
     ) -> Result<()> {
         let name = file.path.display().to_string();
-        let task = &file.task;
+        let task_name = &file.task;
         let filters: Vec<&str> = self
             .groups
             .iter()
             .filter_map(|(f, _)| f.as_deref())
             .collect();
         let listed = || format!("`{}`", filters.join("`, `"));
-        let chosen: Option<String> = if let Some(wanted) = opts.filter_by_task.get(task) {
+        let chosen: Option<String> = if let Some(wanted) = opts.filter_by_task.get(task_name) {
             if !filters.contains(&wanted.as_str()) {
                 return Err(DataError::invalid(
                     &name,
                     format!(
-                        "task `{task}` has no records of filter `{wanted}` (filters: {})",
+                        "task `{task_name}` has no records of filter `{wanted}` (filters: {})",
                         listed()
                     ),
                 ));
@@ -189,7 +465,7 @@ impl TaskRows {
                 Some(wanted.clone())
             } else if filters.len() == 1 {
                 eprintln!(
-                    "ingest: {name}: task `{task}` logs only filter `{}`; kept it (not `{wanted}`)",
+                    "ingest: {name}: task `{task_name}` logs only filter `{}`; kept it (not `{wanted}`)",
                     filters[0]
                 );
                 Some(filters[0].to_string())
@@ -199,8 +475,8 @@ impl TaskRows {
                 return Err(DataError::invalid(
                     &name,
                     format!(
-                        "task `{task}` has no records of filter `{wanted}` (filters: {}); choose \
-                         per task with {{\"filter\": {{\"{task}\": \"...\"}}}}",
+                        "task `{task_name}` has no records of filter `{wanted}` (filters: {}); choose \
+                         per task with {{\"filter\": {{\"{task_name}\": \"...\"}}}}",
                         listed()
                     ),
                 ));
@@ -224,7 +500,7 @@ impl TaskRows {
                 .map(|(f, c)| format!("`{f}` ({c})"))
                 .collect();
             eprintln!(
-                "ingest: {name}: task `{task}`: kept the records of filter `{}`; skipped {n} \
+                "ingest: {name}: task `{task_name}`: kept the records of filter `{}`; skipped {n} \
                  records of filter {} (the option filter chooses)",
                 chosen.as_deref().unwrap_or(""),
                 which.join(", ")
@@ -232,154 +508,324 @@ impl TaskRows {
         }
         for (metric, n) in &self.fallbacks {
             eprintln!(
-                "ingest: {name}: task `{task}` has none of the metrics asked for ({}); used \
+                "ingest: {name}: task `{task_name}` has none of the metrics asked for ({}); used \
                  `{metric}` for {n} records",
                 opts.metric.as_deref().unwrap_or("")
             );
         }
-        kept.sort_by_key(|r| r.0);
-        for (position, item, correct) in kept {
-            out.push(source, position, &file.model_id, benchmark, &item, correct)?;
+        kept.sort_by_key(|r| r.position);
+        for row in kept {
+            sink.responses.push_with(
+                source,
+                row.position,
+                &file.model_id,
+                task.benchmark,
+                &row.item,
+                row.correct,
+                Provenance {
+                    metric: Some(row.metric),
+                    n_shot: task.n_shot,
+                    prompt_hash: row.prompt_hash.as_deref(),
+                },
+            )?;
         }
         Ok(())
     }
 }
 
 /// The metric to read among `present` names: the first of the task's list; with `strict`
-/// (the task's own list) nothing else. Also says whether it came from the defaults although
-/// the option named others.
+/// (the task's own list, or the leaderboard's metric) nothing else. Also says whether it came
+/// from the defaults although the option named others.
 fn pick_metric<'a>(
-    task: &str,
+    task_name: &str,
+    task: &TaskInfo<'a>,
     present: impl Fn(&str) -> bool,
-    opts: &'a IngestOptions,
+    opts: &IngestOptions,
 ) -> std::result::Result<(&'a str, bool), String> {
-    let (list, strict) = opts.metrics_for(task);
     let asked = opts
         .metric
         .as_deref()
         .map_or(0, |m| m.split(',').filter(|x| !x.trim().is_empty()).count());
-    match list.iter().position(|m| present(m)) {
-        Some(k) => Ok((list[k], !strict && opts.metric.is_some() && k >= asked)),
+    match task.metrics.iter().position(|m| present(m)) {
+        Some(k) => Ok((
+            task.metrics[k],
+            !task.strict && opts.metric.is_some() && k >= asked,
+        )),
         None => Err(format!(
-            "no metric `{}` for task `{task}`; choose one with the option metric (per task: \
-             {{\"metric\": {{\"{task}\": \"...\"}}}})",
-            list.join("` or `")
+            "no metric `{}` for task `{task_name}`; choose one with the option metric (per task: \
+             {{\"metric\": {{\"{task_name}\": \"...\"}}}})",
+            task.metrics.join("` or `")
         )),
     }
 }
 
-fn read_jsonl_file(
+/// A `.jsonl` file, or a `.json` file holding either an array of records or one per line.
+fn read_json_file(
     file: &SampleFile,
-    benchmark: &str,
+    task: &TaskInfo,
     opts: &IngestOptions,
-    out: &mut ResponsesBuilder,
+    sink: &mut Sink,
 ) -> Result<()> {
     let name = file.path.display().to_string();
-    let source = out.begin_source(name.clone(), "line");
+    let is_array = file.path.extension().is_some_and(|e| e == "json") && {
+        use std::io::Read;
+        let mut head = [0u8; 256];
+        let n = std::fs::File::open(&file.path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(|e| DataError::io(&file.path, e))?;
+        head[..n]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace() && !matches!(b, 0xEF | 0xBB | 0xBF))
+            == Some(&b'[')
+    };
+    // Decided before the file is read: items first seen in an earlier file are complete.
+    let items_before = sink
+        .items
+        .as_deref()
+        .map(|items| items.ids_of(task.benchmark, &file.task));
+    let wanted = |id: &serde_json::Value| -> bool {
+        let Some(before) = &items_before else {
+            return false;
+        };
+        let doc_id = match id {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            _ => return true,
+        };
+        !before.contains(&task.item_id(&doc_id))
+    };
+    let seed = RecordSeed {
+        metrics: &task.metrics,
+        wanted: items_before
+            .is_some()
+            .then_some(&wanted as &dyn Fn(&serde_json::Value) -> bool),
+    };
+    let source = sink
+        .responses
+        .begin_source(name.clone(), if is_array { "record" } else { "line" });
     let mut rows = TaskRows::default();
-    super::files::for_each_line(&file.path, |line_no, line| {
-        if line.trim().is_empty() {
-            return Ok(());
-        }
-        let place = || out.place(source, line_no);
-        let record: serde_json::Value =
-            serde_json::from_str(line).map_err(|source| DataError::Json {
-                place: place(),
+    if is_array {
+        let f = std::fs::File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(f));
+        let visitor = RecordArray {
+            seed,
+            each: |n, record| take_record(file, task, opts, sink, source, &mut rows, n, record),
+        };
+        serde::Deserializer::deserialize_seq(&mut de, visitor).map_err(|source| {
+            DataError::Json {
+                place: name.clone(),
                 source,
-            })?;
-        let serde_json::Value::Object(fields) = &record else {
+            }
+        })??;
+        de.end().map_err(|source| DataError::Json {
+            place: name.clone(),
+            source,
+        })?;
+    } else {
+        super::files::for_each_line(&file.path, |line_no, line| {
+            if line.trim().is_empty() {
+                return Ok(());
+            }
+            let mut de = serde_json::Deserializer::from_str(line);
+            let record = seed
+                .deserialize(&mut de)
+                .and_then(|r| de.end().map(|_| r))
+                .map_err(|e| DataError::Json {
+                    place: sink.responses.place(source, line_no),
+                    source: e,
+                })?;
+            take_record(file, task, opts, sink, source, &mut rows, line_no, record)
+        })?;
+    }
+    rows.finish(file, task, opts, source, sink)
+}
+
+/// Checks one record and files its response under its filter (and its item, when asked).
+#[allow(clippy::too_many_arguments)]
+fn take_record<'a>(
+    file: &SampleFile,
+    task: &TaskInfo<'a>,
+    opts: &IngestOptions,
+    sink: &mut Sink,
+    source: u32,
+    rows: &mut TaskRows<'a>,
+    position: u64,
+    record: SampleRecord,
+) -> Result<()> {
+    let place = |sink: &Sink| sink.responses.place(source, position);
+    let filter = match &record.filter {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(f)) => Some(f.as_str()),
+        Some(other) => {
             return Err(DataError::invalid(
-                place(),
-                "expected a JSON object per line",
-            ));
-        };
-        let filter = match fields.get("filter") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(f)) => Some(f.as_str()),
-            Some(other) => {
-                return Err(DataError::invalid(
-                    place(),
-                    format!("`filter` must be a string, found {other}"),
-                ))
-            }
-        };
-        let item_id = match fields.get("doc_id") {
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => {
-                return Err(DataError::invalid(
-                    place(),
-                    format!("`doc_id` must be a number or string, found {other}"),
-                ))
-            }
-            None => {
-                return Err(DataError::Missing {
-                    place: place(),
-                    what: "field",
-                    name: "doc_id".into(),
-                })
-            }
-        };
-        let (metric, fallback) = pick_metric(&file.task, |m| fields.contains_key(m), opts)
-            .map_err(|message| {
-                let present: Vec<&str> = fields.keys().map(String::as_str).collect();
-                DataError::invalid(
-                    place(),
-                    format!("{message} (fields present: {})", present.join(", ")),
-                )
-            })?;
-        if fallback {
-            *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
+                place(sink),
+                format!("`filter` must be a string, found {other}"),
+            ))
         }
-        let correct = match parse_correct_json(&fields[metric]) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err(DataError::NullCorrect { place: place() }),
-            Err(v) => {
-                return Err(DataError::BadCorrect {
-                    place: format!("{} (field `{metric}`)", place()),
-                    value: v,
-                })
-            }
-        };
-        rows.push(filter, line_no, item_id, correct);
-        Ok(())
+    };
+    let doc_id = match &record.doc_id {
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(other) => {
+            return Err(DataError::invalid(
+                place(sink),
+                format!("`doc_id` must be a number or a non-empty string, found {other}"),
+            ))
+        }
+        None => {
+            return Err(DataError::Missing {
+                place: place(sink),
+                what: "field",
+                name: "doc_id".into(),
+            })
+        }
+    };
+    let item_id = task.item_id(&doc_id);
+    let (metric, fallback) = pick_metric(
+        &file.task,
+        task,
+        |m| record.metrics.iter().any(|(k, _)| k == m),
+        opts,
+    )
+    .map_err(|message| {
+        DataError::invalid(
+            place(sink),
+            format!("{message} (fields present: {})", record.keys.join(", ")),
+        )
     })?;
-    rows.finish(file, benchmark, opts, source, out)
+    if fallback {
+        *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
+    }
+    let value = &record
+        .metrics
+        .iter()
+        .find(|(k, _)| k == metric)
+        .expect("picked among present")
+        .1;
+    let correct = match parse_correct_json(value) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(DataError::NullCorrect { place: place(sink) }),
+        Err(v) => {
+            return Err(DataError::BadCorrect {
+                place: format!("{} (field `{metric}`)", place(sink)),
+                value: v,
+            })
+        }
+    };
+    if let Some(hash) = &record.doc_hash {
+        let at = place(sink);
+        sink.hashes.check(task.benchmark, &item_id, hash, || at)?;
+    }
+    if sink.wants_item(task.benchmark, &item_id) {
+        let item = item_record(&file.task, &record);
+        if let Some(items) = sink.items.as_deref_mut() {
+            items.push(task.benchmark, &item_id, item);
+        }
+    }
+    rows.push(
+        filter,
+        FilterRow {
+            position,
+            item: item_id,
+            correct,
+            metric,
+            prompt_hash: record.prompt_hash,
+        },
+    );
+    Ok(())
+}
+
+/// An lm-eval record's item: the doc's question and choices (else the continuations scored,
+/// for multiple choice), the target, the context of the first request.
+fn item_record(task: &str, record: &SampleRecord) -> ItemRecord {
+    let doc = record.doc.as_ref();
+    let requests: Vec<&serde_json::Value> = match &record.arguments {
+        // 0.4 logs `{"gen_args_0": {"arg_0": context, "arg_1": continuation}, ...}`.
+        Some(serde_json::Value::Object(args)) => {
+            let mut keyed: Vec<(&String, &serde_json::Value)> = args.iter().collect();
+            keyed.sort_by_key(|(k, _)| {
+                k.rsplit('_')
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX)
+            });
+            keyed.into_iter().map(|(_, v)| v).collect()
+        }
+        // Earlier versions log a list of [context, continuation] pairs.
+        Some(serde_json::Value::Array(list)) => list.iter().collect(),
+        _ => Vec::new(),
+    };
+    let arg = |request: &serde_json::Value, k: usize| -> Option<String> {
+        match request {
+            serde_json::Value::Object(m) => m.get(&format!("arg_{k}")).and_then(value_text),
+            serde_json::Value::Array(a) => a.get(k).and_then(value_text),
+            _ => None,
+        }
+    };
+    let continuations = || -> Option<Vec<String>> {
+        let list: Vec<String> = requests
+            .iter()
+            .filter_map(|r| match r {
+                serde_json::Value::Object(m) => m.get("arg_1")?.as_str().map(str::to_string),
+                serde_json::Value::Array(a) => a.get(1)?.as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        (list.len() > 1).then_some(list)
+    };
+    ItemRecord {
+        task: task.to_string(),
+        question: doc.and_then(question_of),
+        choices: doc.and_then(choices_of).or_else(continuations),
+        target: record.target.as_ref().and_then(value_text),
+        doc_hash: record.doc_hash.clone(),
+        prompt: requests.first().and_then(|r| arg(r, 0)),
+        doc: doc.map(|d| d.to_string()),
+    }
 }
 
 fn read_parquet_file(
     file: &SampleFile,
-    benchmark: &str,
+    task: &TaskInfo,
     opts: &IngestOptions,
-    out: &mut ResponsesBuilder,
+    sink: &mut Sink,
 ) -> Result<()> {
     let name = file.path.display().to_string();
     let present = super::files::parquet_columns(&file.path)?;
-    let (metric, fallback) = pick_metric(&file.task, |m| present.iter().any(|p| p == m), opts)
-        .map_err(|message| {
-            DataError::invalid(
-                &name,
-                format!("{message} (columns present: {})", present.join(", ")),
-            )
-        })?;
-    let source = out.begin_source(name.clone(), "row");
+    let has = |c: &str| present.iter().any(|p| p == c);
+    let (metric, fallback) = pick_metric(&file.task, task, has, opts).map_err(|message| {
+        DataError::invalid(
+            &name,
+            format!("{message} (columns present: {})", present.join(", ")),
+        )
+    })?;
+    let source = sink.responses.begin_source(name.clone(), "row");
     let mut rows = TaskRows::default();
     let mut row = 0u64;
     let mut columns = vec!["doc_id", metric];
-    let has_filter = present.iter().any(|p| p == "filter");
-    if has_filter {
-        columns.push("filter");
+    let optional = ["filter", "doc_hash", "prompt_hash", "target"];
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for c in optional {
+        if has(c) {
+            at.insert(c, columns.len());
+            columns.push(c);
+        }
     }
     for batch in open_parquet(&file.path, &columns)? {
         let batch = batch?;
-        let filters = if has_filter {
-            Some(
-                super::columns::ids(batch.column(2), "filter")
-                    .map_err(|e| DataError::column(&name, e))?,
-            )
-        } else {
-            None
+        let text = |c: &str| -> Result<Option<arrow::array::StringArray>> {
+            at.get(c)
+                .map(|&k| {
+                    super::columns::ids(batch.column(k), c).map_err(|e| DataError::column(&name, e))
+                })
+                .transpose()
         };
+        let (filters, doc_hashes, prompt_hashes) =
+            (text("filter")?, text("doc_hash")?, text("prompt_hash")?);
+        // A target that is not text (a list of answers) is left out of the items table.
+        let targets = at
+            .get("target")
+            .and_then(|&k| super::columns::ids(batch.column(k), "target").ok());
         let ids = super::columns::ids(batch.column(0), "doc_id")
             .map_err(|e| DataError::column(&name, e))?;
         let values = batch.column(1);
@@ -393,17 +839,21 @@ fn read_parquet_file(
                 )
             })?)
         };
+        let cell = |a: &Option<arrow::array::StringArray>, i: usize| -> Option<String> {
+            a.as_ref()
+                .and_then(|a| (!a.is_null(i)).then(|| a.value(i).to_string()))
+        };
         for i in 0..batch.num_rows() {
             row += 1;
-            if ids.is_null(i) {
+            if ids.is_null(i) || ids.value(i).trim().is_empty() {
                 return Err(DataError::NullKey {
-                    place: out.place(source, row),
+                    place: sink.responses.place(source, row),
                     column: "doc_id",
                 });
             }
             if values.is_null(i) {
                 return Err(DataError::NullCorrect {
-                    place: out.place(source, row),
+                    place: sink.responses.place(source, row),
                 });
             }
             let correct = match &numbers {
@@ -411,21 +861,47 @@ fn read_parquet_file(
                 Some(n) => {
                     let x = n.as_primitive::<arrow::datatypes::Float64Type>().value(i);
                     parse_correct_number(x).map_err(|value| DataError::BadCorrect {
-                        place: format!("{} (column `{metric}`)", out.place(source, row)),
+                        place: format!("{} (column `{metric}`)", sink.responses.place(source, row)),
                         value,
                     })?
                 }
             };
-            let filter = filters
-                .as_ref()
-                .and_then(|f| (!f.is_null(i)).then(|| f.value(i)));
+            let item_id = task.item_id(ids.value(i));
+            let doc_hash = cell(&doc_hashes, i);
+            if let Some(hash) = &doc_hash {
+                let here = sink.responses.place(source, row);
+                sink.hashes.check(task.benchmark, &item_id, hash, || here)?;
+            }
+            if sink.wants_item(task.benchmark, &item_id) {
+                let item = ItemRecord {
+                    task: file.task.clone(),
+                    target: cell(&targets, i),
+                    doc_hash,
+                    ..Default::default()
+                };
+                if let Some(items) = sink.items.as_deref_mut() {
+                    items.push(task.benchmark, &item_id, item);
+                }
+            }
             if fallback {
                 *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
             }
-            rows.push(filter, row, ids.value(i).to_string(), correct);
+            let filter = filters
+                .as_ref()
+                .and_then(|f| (!f.is_null(i)).then(|| f.value(i)));
+            rows.push(
+                filter,
+                FilterRow {
+                    position: row,
+                    item: item_id,
+                    correct,
+                    metric,
+                    prompt_hash: cell(&prompt_hashes, i),
+                },
+            );
         }
     }
-    rows.finish(file, benchmark, opts, source, out)
+    rows.finish(file, task, opts, source, sink)
 }
 
 #[cfg(test)]

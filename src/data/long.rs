@@ -45,7 +45,7 @@ pub fn read(
     opts: &IngestOptions,
     out: &mut ResponsesBuilder,
 ) -> Result<()> {
-    for path in files_with_extension(root, format.extension())? {
+    for path in files_with_extension(root, format.extensions())? {
         match format {
             Format::Csv => read_csv(&path, opts, out)?,
             _ => read_parquet(&path, opts, out)?,

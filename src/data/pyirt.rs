@@ -20,7 +20,7 @@ use super::responses::{parse_correct_json, ResponsesBuilder};
 pub const KEY_SEPARATOR: &str = "::";
 
 pub fn read(root: &Path, opts: &IngestOptions, out: &mut ResponsesBuilder) -> Result<()> {
-    for path in files_with_extension(root, Format::PyIrt.extension())? {
+    for path in files_with_extension(root, Format::PyIrt.extensions())? {
         read_file(&path, opts, out)?;
     }
     Ok(())

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::error::{DataError, Result};
@@ -27,6 +27,36 @@ pub fn responses_schema() -> SchemaRef {
         Field::new(ITEM_ID, DataType::Utf8, false),
         Field::new(CORRECT, DataType::Boolean, false),
     ]))
+}
+
+/// Provenance columns (the ingest option `provenance`): the metric that decided `correct`,
+/// the number of few-shot examples and the hash of the prompt the model saw. NULL where the
+/// source does not say.
+pub const METRIC: &str = "metric";
+pub const N_SHOT: &str = "n_shot";
+pub const PROMPT_HASH: &str = "prompt_hash";
+
+/// The canonical table plus the provenance columns.
+pub fn responses_schema_with_provenance() -> SchemaRef {
+    let mut fields: Vec<Field> = responses_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend([
+        Field::new(METRIC, DataType::Utf8, true),
+        Field::new(N_SHOT, DataType::Int64, true),
+        Field::new(PROMPT_HASH, DataType::Utf8, true),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// The protocol of one response, as its source records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Provenance<'a> {
+    pub metric: Option<&'a str>,
+    pub n_shot: Option<u32>,
+    pub prompt_hash: Option<&'a str>,
 }
 
 /// What to do when the same (model, benchmark, item) appears more than once.
@@ -146,6 +176,16 @@ struct Row {
     position: u64,
 }
 
+/// A row's provenance as interned ids; `NONE` where the source does not say.
+#[derive(Debug, Clone, Copy)]
+struct RowProvenance {
+    metric: u32,
+    n_shot: u32,
+    prompt_hash: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
 /// Collects validated responses from any number of sources.
 #[derive(Debug, Default)]
 pub struct ResponsesBuilder {
@@ -155,6 +195,10 @@ pub struct ResponsesBuilder {
     items: Interner,
     sources: Vec<Source>,
     rows: Vec<Row>,
+    /// One per row when provenance is kept (`with_provenance`), else empty.
+    provenance: Option<Vec<RowProvenance>>,
+    /// Metric names and prompt hashes.
+    texts: Interner,
 }
 
 impl ResponsesBuilder {
@@ -163,6 +207,12 @@ impl ResponsesBuilder {
             policy,
             ..Default::default()
         }
+    }
+
+    /// Keeps each row's provenance and adds its columns to the table.
+    pub fn with_provenance(mut self, keep: bool) -> Self {
+        self.provenance = keep.then(Vec::new);
+        self
     }
 
     /// Starts a new source; `unit` is how positions in it are named ("line", "row").
@@ -198,6 +248,29 @@ impl ResponsesBuilder {
         item_id: &str,
         correct: bool,
     ) -> Result<()> {
+        self.push_with(
+            source,
+            position,
+            model_id,
+            benchmark,
+            item_id,
+            correct,
+            Provenance::default(),
+        )
+    }
+
+    /// [`Self::push`] with the response's provenance (kept only `with_provenance`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_with(
+        &mut self,
+        source: u32,
+        position: u64,
+        model_id: &str,
+        benchmark: &str,
+        item_id: &str,
+        correct: bool,
+        provenance: Provenance<'_>,
+    ) -> Result<()> {
         for (column, value) in [
             (MODEL_ID, model_id),
             (BENCHMARK, benchmark),
@@ -219,59 +292,85 @@ impl ResponsesBuilder {
             position,
         };
         self.rows.push(row);
+        if let Some(kept) = &mut self.provenance {
+            let texts = &mut self.texts;
+            let mut id = |t: Option<&str>| t.map_or(NONE, |t| texts.intern(t));
+            kept.push(RowProvenance {
+                metric: id(provenance.metric),
+                prompt_hash: id(provenance.prompt_hash),
+                n_shot: provenance.n_shot.unwrap_or(NONE),
+            });
+        }
         Ok(())
     }
 
     /// Resolves duplicates and returns the canonical table, rows in input order.
-    pub fn finish(self, what: &str) -> Result<RecordBatch> {
+    pub fn finish(mut self, what: &str) -> Result<RecordBatch> {
         if self.rows.is_empty() {
             return Err(DataError::Empty {
                 place: what.to_string(),
             });
         }
-        let rows = self.resolve_duplicates()?;
+        let kept = self.resolve_duplicates()?;
+        let rows = || kept.iter().map(|&i| &self.rows[i]);
         let model = StringArray::from_iter_values(
-            rows.iter()
-                .map(|r| self.models.names[r.model as usize].as_str()),
+            rows().map(|r| self.models.names[r.model as usize].as_str()),
         );
         let benchmark = StringArray::from_iter_values(
-            rows.iter()
-                .map(|r| self.benchmarks.names[r.benchmark as usize].as_str()),
+            rows().map(|r| self.benchmarks.names[r.benchmark as usize].as_str()),
         );
         let item = StringArray::from_iter_values(
-            rows.iter()
-                .map(|r| self.items.names[r.item as usize].as_str()),
+            rows().map(|r| self.items.names[r.item as usize].as_str()),
         );
-        let correct: BooleanArray = rows.iter().map(|r| Some(r.correct)).collect();
-        let columns: Vec<ArrayRef> = vec![
+        let correct: BooleanArray = rows().map(|r| Some(r.correct)).collect();
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(model),
             Arc::new(benchmark),
             Arc::new(item),
             Arc::new(correct),
         ];
-        RecordBatch::try_new(responses_schema(), columns)
-            .map_err(|e| DataError::invalid(what, e.to_string()))
+        let schema = match &self.provenance {
+            None => responses_schema(),
+            Some(all) => {
+                let text = |id: u32| (id != NONE).then(|| self.texts.names[id as usize].as_str());
+                let of = |i: &usize| all[*i];
+                columns.push(Arc::new(StringArray::from_iter(
+                    kept.iter().map(|i| text(of(i).metric)),
+                )));
+                columns.push(Arc::new(Int64Array::from_iter(kept.iter().map(|i| {
+                    let n = of(i).n_shot;
+                    (n != NONE).then_some(n as i64)
+                }))));
+                columns.push(Arc::new(StringArray::from_iter(
+                    kept.iter().map(|i| text(of(i).prompt_hash)),
+                )));
+                responses_schema_with_provenance()
+            }
+        };
+        RecordBatch::try_new(schema, columns).map_err(|e| DataError::invalid(what, e.to_string()))
     }
 
     /// Sorts a permutation by key so duplicates are adjacent, then merges each run
-    /// according to the policy; the merged row keeps the first occurrence's position.
-    fn resolve_duplicates(&self) -> Result<Vec<Row>> {
+    /// according to the policy into its first occurrence (which keeps its position and
+    /// provenance). Returns the kept rows' indices in input order.
+    fn resolve_duplicates(&mut self) -> Result<Vec<usize>> {
         let key = |r: &Row| (r.benchmark, r.model, r.item);
-        let mut order: Vec<u32> = (0..self.rows.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| (key(&self.rows[i as usize]), i));
-        let mut keep = vec![true; self.rows.len()];
-        let mut merged: Vec<Row> = self.rows.clone();
+        let rows = &self.rows;
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| (key(&rows[i as usize]), i));
+        let mut keep = vec![true; rows.len()];
+        let mut merged: Vec<(usize, bool)> = Vec::new();
         let mut start = 0;
         while start < order.len() {
-            let first = self.rows[order[start] as usize];
+            let first = rows[order[start] as usize];
             let mut end = start + 1;
-            while end < order.len() && key(&self.rows[order[end] as usize]) == key(&first) {
+            while end < order.len() && key(&rows[order[end] as usize]) == key(&first) {
                 end += 1;
             }
             if end - start > 1 {
                 let run: Vec<Row> = order[start..end]
                     .iter()
-                    .map(|&i| self.rows[i as usize])
+                    .map(|&i| rows[i as usize])
                     .collect();
                 let correct = match self.policy {
                     DuplicatePolicy::Error => {
@@ -289,18 +388,17 @@ impl ResponsesBuilder {
                     DuplicatePolicy::Any => run.iter().any(|r| r.correct),
                     DuplicatePolicy::All => run.iter().all(|r| r.correct),
                 };
-                merged[order[start] as usize].correct = correct;
+                merged.push((order[start] as usize, correct));
                 for &i in &order[start + 1..end] {
                     keep[i as usize] = false;
                 }
             }
             start = end;
         }
-        Ok(merged
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(r, k)| k.then_some(r))
-            .collect())
+        for (i, correct) in merged {
+            self.rows[i].correct = correct;
+        }
+        Ok((0..keep.len()).filter(|&i| keep[i]).collect())
     }
 }
 

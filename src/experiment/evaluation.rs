@@ -60,6 +60,15 @@ pub enum ExactMatchKind {
     Math,
 }
 
+/// What `correct` means for multiple choice: lm-eval's `acc` (the most likely choice) or
+/// `acc_norm` (the most likely per character of the choice), as the task's metric says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChoiceMetric {
+    Acc,
+    AccNorm,
+}
+
 /// Options of `evaluate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -81,6 +90,10 @@ pub struct EvalOptions {
     /// Which regex match the filter keeps.
     pub take: Take,
     pub exact_match: ExactMatchKind,
+    /// Multiple choice: the metric `correct` holds (default acc; `correct_norm` is always
+    /// acc_norm). Left out of the run's identity when unset, so older runs keep their ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<ChoiceMetric>,
     pub ignore_case: bool,
     pub ignore_punctuation: bool,
     pub regexes_to_ignore: Vec<String>,
@@ -99,6 +112,7 @@ impl Default for EvalOptions {
             filter: "none".into(),
             take: Take::First,
             exact_match: ExactMatchKind::Plain,
+            metric: None,
             ignore_case: false,
             ignore_punctuation: false,
             regexes_to_ignore: Vec::new(),
@@ -479,13 +493,19 @@ fn evaluate_into(
             });
         }
         let results = evaluator.multiple_choice(&requests).map_err(cancelled)?;
+        let norm = options.metric == Some(ChoiceMetric::AccNorm);
         results
             .into_iter()
             .zip(requests)
             .map(|(r, request)| ItemOutcome {
                 item_id: r.id,
-                prediction: request.choices[r.prediction].clone(),
-                correct: r.acc,
+                prediction: request.choices[if norm {
+                    r.prediction_norm
+                } else {
+                    r.prediction
+                }]
+                .clone(),
+                correct: if norm { r.acc_norm } else { r.acc },
                 correct_norm: Some(r.acc_norm),
                 log_likelihoods: Some(r.log_likelihoods),
                 output: None,

@@ -22,6 +22,7 @@ const ORDER: &[(&str, &str)] = &[
     ("difficulty_bin_stability", ""),
     ("arithmetic_items", ""),
     ("read_responses", ""),
+    ("read_items", ""),
     ("tiny_model", ""),
     ("fine_tune", ""),
     ("evaluate", ""),
@@ -114,13 +115,15 @@ fn every_documented_example_runs() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    // read_responses' example reads lm-eval logs from results/.
-    let results = dir.path().join("results");
-    std::fs::create_dir_all(&results).unwrap();
-    let from = fixture("lm_eval/Qwen__Qwen2.5-0.5B-Instruct");
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), results.join(entry.file_name())).unwrap();
+    // read_responses' and read_items' examples read leaderboard v2 details from details/.
+    for model in std::fs::read_dir(fixture("leaderboard_v2")).unwrap() {
+        let model = model.unwrap().path();
+        let to = dir.path().join("details").join(model.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(&model).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+        }
     }
     let example = |name: &str| {
         let doc = docs.iter().find(|d| d.name == name).unwrap();

@@ -956,3 +956,104 @@ async fn math_view_fine_tunes_and_grades_by_equivalence() {
     assert_eq!(column_text(&before, 1), column_text(&before, 2));
     assert_eq!(column_text(&before, 1), vec!["false"; 6]);
 }
+
+/// A multiple-choice task view (queries/tasks/musr.sql, gpqa.sql) on fixture items in the
+/// dataset's shape: the view's first prompt exactly as lm-eval's task renders it, then a tiny
+/// model fine-tuned on the view's prompt + response and evaluated with the view's options
+/// (acc_norm): the memorised answers all correct, `correct` equal to `correct_norm`.
+async fn choice_view_fine_tunes_and_scores(
+    schema: &str,
+    fixture: &str,
+    view: &str,
+    first_prompt: &str,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = crossdiff::new_context();
+    crossdiff::settings::set(
+        &ctx,
+        "crossdiff.run_store",
+        &tmp.path().join("runs").display().to_string(),
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sql(&ctx, &format!("CREATE SCHEMA {schema}")).await;
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {schema}.items STORED AS JSON LOCATION '{}'",
+            root.join("tests/fixtures").join(fixture).display()
+        ),
+    )
+    .await;
+    sql(
+        &ctx,
+        &std::fs::read_to_string(root.join(format!("queries/tasks/{schema}.sql"))).unwrap(),
+    )
+    .await;
+    let rows = sql(&ctx, &format!("SELECT prompt FROM {view} ORDER BY item_id")).await;
+    let prompts = column_text(&rows, 0);
+    assert_eq!(prompts.len(), 4);
+    assert!(
+        prompts.iter().any(|p| p == first_prompt),
+        "{first_prompt:?} not among {prompts:#?}"
+    );
+    let model = tmp.path().join("tiny");
+    sql(
+        &ctx,
+        &format!(
+            "SELECT * FROM tiny_model('{}', 'SELECT prompt || response AS text FROM {view}', \
+             '{{\"vocab_size\": 400, \"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \
+             \"num_key_value_heads\": 2, \"intermediate_size\": 128, \"max_position_embeddings\": 256, \"seed\": 5}}')",
+            model.display()
+        ),
+    )
+    .await;
+    let tuned = sql(
+        &ctx,
+        &format!(
+            "SELECT model_path FROM fine_tune('{}', 'SELECT prompt, response FROM {view}', \
+             '{{\"epochs\": 40, \"batch_size\": 4, \"gradient_accumulation\": 1, \"learning_rate\": 0.01, \
+             \"weight_decay\": 0.0, \"chat_template\": false}}')",
+            model.display()
+        ),
+    )
+    .await;
+    let options = r#"{"output_type": "multiple_choice", "metric": "acc_norm"}"#;
+    let scored = sql(
+        &ctx,
+        &format!(
+            "SELECT item_id, correct, correct_norm FROM evaluate('{}', \
+             'SELECT item_id, prompt, answer, choices FROM {view}', '{options}') ORDER BY item_id",
+            column_text(&tuned, 0)[0]
+        ),
+    )
+    .await;
+    assert_eq!(column_text(&scored, 1), vec!["true"; 4]);
+    assert_eq!(column_text(&scored, 1), column_text(&scored, 2));
+}
+
+#[tokio::test]
+async fn musr_view_fine_tunes_and_scores_by_acc_norm() {
+    choice_view_fine_tunes_and_scores(
+        "musr",
+        "musr_items.jsonl",
+        "musr_task",
+        // lm-eval 0.4.13's leaderboard/musr/utils.py doc_to_text of the fixture's first line.
+        "Alice cooks well and paints badly. Bob paints well and cooks badly.\n\nWho should cook \
+         and who should paint?\n\n1 - Cook: Alice, Paint: Bob\n2 - Cook: Bob, Paint: Alice\n\nAnswer:",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn gpqa_view_fine_tunes_and_scores_by_acc_norm() {
+    choice_view_fine_tunes_and_scores(
+        "gpqa",
+        "gpqa_items.jsonl",
+        "gpqa_task",
+        // lm-eval 0.4.13's leaderboard/gpqa/_template_yaml doc_to_text, the trailing space kept.
+        "What is the correct answer to this question:Which particle mediates the electromagnetic \
+         force?\nChoices:\n(A) Gluon\n(B) Photon\n(C) W boson\n(D) Graviton\nAnswer: ",
+    )
+    .await;
+}

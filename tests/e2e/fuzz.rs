@@ -1,6 +1,6 @@
 //! Seeded byte mutations of every ingest format (Parquet, long CSV, wide CSV, lm-eval JSONL,
-//! py-irt JSONL) through `read_responses`: whatever the bytes, ingest returns rows or an
-//! error that names the file, and never panics or hangs.
+//! leaderboard v2 JSONL and JSON arrays, py-irt JSONL) through `read_responses`: whatever the
+//! bytes, ingest returns rows or an error that names the file, and never panics or hangs.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -150,4 +150,38 @@ fn mutated_parquet() {
     let base = std::fs::read(&made).unwrap();
     let target = dir.path().join("responses.parquet");
     fuzz("parquet", &base, &target, &target, Format::Parquet, "");
+}
+
+#[test]
+fn mutated_leaderboard_v2_details() {
+    // A copy of the v2 fixture; one lm-eval 0.4 jsonl file, then one early-run JSON array,
+    // mutated in turn while the other models' files stay whole.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("details");
+    let source = fixture("leaderboard_v2");
+    for model in std::fs::read_dir(&source).unwrap() {
+        let model = model.unwrap().path();
+        let to = root.join(model.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in std::fs::read_dir(&model).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    for rel in [
+        "Qwen__Qwen2.5-7B/samples_leaderboard_bbh_navigate_2024-06-26T10-00-00.000000.jsonl",
+        "mistralai__Mistral-7B-v0.1/samples_leaderboard_bbh_navigate_2024-06-17T17-37-25.144953.json",
+    ] {
+        let target = root.join(rel);
+        let base = std::fs::read(&target).unwrap();
+        fuzz(
+            &format!("leaderboard v2 {}", target.extension().unwrap().to_string_lossy()),
+            &base,
+            &target,
+            &root,
+            Format::LeaderboardV2,
+            r#"{"group": "bbh"}"#,
+        );
+        std::fs::write(&target, base).unwrap();
+    }
 }

@@ -9,6 +9,7 @@ mod experiment;
 mod fuzz;
 mod ingest;
 mod irt;
+mod leaderboards;
 mod lm;
 mod reliability;
 mod slt;
