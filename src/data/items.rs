@@ -58,6 +58,8 @@ pub struct ItemsBuilder {
     /// The same ids by benchmark and task, so a reader can skip the documents of a task's
     /// items it already has.
     by_task: HashMap<String, HashMap<String, HashSet<String>>>,
+    /// What `ids_of` lends for a task without items.
+    none: HashSet<String>,
     rows: Vec<(String, String, ItemRecord)>,
 }
 
@@ -70,12 +72,11 @@ impl ItemsBuilder {
     }
 
     /// The ids of the items of `task` (under `benchmark`) that have a record.
-    pub fn ids_of(&self, benchmark: &str, task: &str) -> HashSet<String> {
+    pub fn ids_of(&self, benchmark: &str, task: &str) -> &HashSet<String> {
         self.by_task
             .get(benchmark)
             .and_then(|tasks| tasks.get(task))
-            .cloned()
-            .unwrap_or_default()
+            .unwrap_or(&self.none)
     }
 
     /// Keeps the record if the item has none yet.

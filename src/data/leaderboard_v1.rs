@@ -4,12 +4,12 @@
 //! `metrics` (a struct, or flattened `metrics.<name>` columns) and content hashes.
 //!
 //! The rows carry no document id: an item is its row position, and every model's row at that
-//! position must hold the same example, checked by content hash (`hash_example` where the
-//! file has it, else the hash of `example`, else of `full_prompt`). A model whose rows differ
+//! position must hold the same example, checked by content hash (of `example`, else the
+//! file's `hash_example`, else of `full_prompt`). A model whose rows differ
 //! from the first model's is an error naming it and the first differing row, unless the
 //! option `align` is `content`: then an item is its content hash wherever it sits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -91,17 +91,84 @@ struct Reference {
     by_task: HashMap<String, (String, String, Vec<String>)>,
 }
 
+/// Files parsed at once (in parallel), then merged in order.
+const CHUNK: usize = 64;
+
+/// Reads every details file under `root` into the sink: parsed in parallel, merged (and
+/// checked against the first model's rows) in file order.
 pub fn read(root: &Path, opts: &IngestOptions, sink: &mut Sink) -> Result<()> {
+    use rayon::prelude::*;
     let files = discover(root, opts)?;
     let bar = files_bar(files.len(), "ingest");
     let mut reference = Reference::default();
-    for file in &files {
+    for chunk in files.chunks(CHUNK) {
         sink.check_cancelled()?;
-        read_file(file, opts, sink, &mut reference)?;
-        bar.inc(1);
+        // The items table is only read while the chunk is parsed; the merge writes to it.
+        let table = sink.items.as_deref();
+        let parsed: Vec<Result<DetailsOut>> = chunk
+            .par_iter()
+            .map(|file| {
+                let (benchmark, _) = opts.benchmark_of(&file.task);
+                read_file(file, opts, table.map(|t| t.ids_of(benchmark, &file.task)))
+            })
+            .collect();
+        for out in parsed {
+            out?.merge(opts, sink, &mut reference)?;
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// One row's response.
+struct DetailsRow {
+    position: u64,
+    item: String,
+    correct: bool,
+    prompt_hash: Option<String>,
+}
+
+/// What one details file yields, apart from the sink (files are parsed in parallel).
+struct DetailsOut<'a> {
+    file: &'a DetailsFile,
+    name: String,
+    benchmark: &'a str,
+    metric: String,
+    rows: Vec<DetailsRow>,
+    /// Every row's content hash, in order (for the position check).
+    hashes: Vec<String>,
+    items: Vec<(String, ItemRecord)>,
+}
+
+impl DetailsOut<'_> {
+    fn merge(self, opts: &IngestOptions, sink: &mut Sink, reference: &mut Reference) -> Result<()> {
+        if opts.align == Align::Position {
+            check_positions(self.file, &self.name, self.hashes, reference)?;
+        }
+        if let Some(table) = sink.items.as_deref_mut() {
+            for (item, record) in self.items {
+                table.push(self.benchmark, &item, record);
+            }
+        }
+        let source = sink.responses.begin_source(self.name, "row");
+        for row in self.rows {
+            sink.responses.push_with(
+                source,
+                row.position,
+                &self.file.model_id,
+                self.benchmark,
+                &row.item,
+                row.correct,
+                Provenance {
+                    metric: Some(&self.metric),
+                    n_shot: self.file.n_shot,
+                    prompt_hash: row.prompt_hash.as_deref(),
+                },
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The columns of one file that ingest reads, found once.
@@ -181,9 +248,13 @@ fn find_columns(file: &DetailsFile, opts: &IngestOptions) -> Result<Columns> {
         ));
     };
     let pick = |names: &[&'static str]| names.iter().copied().find(|c| has(c));
-    let hash = if let Some(c) = pick(&["hash_example", "example_hash"]) {
+    // The example's own text first, so that files which differ in which hash columns they
+    // carry still compare alike.
+    let hash = if let Some(c) = pick(&["example"]) {
+        HashSource::TextOf(c)
+    } else if let Some(c) = pick(&["hash_example", "example_hash"]) {
         HashSource::Column(c)
-    } else if let Some(c) = pick(&["example", "full_prompt"]) {
+    } else if let Some(c) = pick(&["full_prompt"]) {
         HashSource::TextOf(c)
     } else {
         return Err(DataError::invalid(
@@ -219,12 +290,13 @@ fn text_column(
     }
 }
 
-fn read_file(
-    file: &DetailsFile,
-    opts: &IngestOptions,
-    sink: &mut Sink,
-    reference: &mut Reference,
-) -> Result<()> {
+/// Reads one details file; `known` holds the ids of the task's items the items table has
+/// (`None`: no items table).
+fn read_file<'a>(
+    file: &'a DetailsFile,
+    opts: &'a IngestOptions,
+    known: Option<&HashSet<String>>,
+) -> Result<DetailsOut<'a>> {
     let name = file.path.display().to_string();
     let cols = find_columns(file, opts)?;
     let (benchmark, subtask) = opts.benchmark_of(&file.task);
@@ -253,15 +325,21 @@ fn read_file(
     if opts.provenance && cols.prompt_hash.is_none() {
         add("full_prompt");
     }
-    let items = sink.items.is_some();
-    if items {
+    if known.is_some() {
         for c in ["example", "full_prompt", "choices", "gold", "gold_index"] {
             add(c);
         }
     }
     let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    let source = sink.responses.begin_source(name.clone(), "row");
-    let mut hashes: Vec<String> = Vec::new();
+    let mut out = DetailsOut {
+        file,
+        name: name.clone(),
+        benchmark,
+        metric: metric_name.clone(),
+        rows: Vec::new(),
+        hashes: Vec::new(),
+        items: Vec::new(),
+    };
     let mut row = 0u64;
     for batch in open_parquet(&file.path, &refs)? {
         let batch = batch?;
@@ -280,7 +358,7 @@ fn read_file(
         for i in 0..batch.num_rows() {
             let position = row;
             row += 1;
-            let place = || sink.responses.place(source, position);
+            let place = || format!("{name}, row {position}");
             if hash_text.is_null(i) {
                 let column = match cols.hash {
                     HashSource::Column(c) | HashSource::TextOf(c) => c,
@@ -317,7 +395,7 @@ fn read_file(
                 }
                 _ => None,
             };
-            if sink.wants_item(benchmark, &item_id) {
+            if known.is_some_and(|k| !k.contains(&item_id)) {
                 let cell = |a: &Option<StringArray>| {
                     a.as_ref()
                         .and_then(|a| (!a.is_null(i)).then(|| a.value(i).to_string()))
@@ -331,32 +409,20 @@ fn read_file(
                     prompt: cell(&full_prompts),
                     doc: None,
                 };
-                if let Some(items) = sink.items.as_deref_mut() {
-                    items.push(benchmark, &item_id, item);
-                }
+                out.items.push((item_id.clone(), item));
             }
-            sink.responses.push_with(
-                source,
+            out.rows.push(DetailsRow {
                 position,
-                &file.model_id,
-                benchmark,
-                &item_id,
+                item: item_id,
                 correct,
-                Provenance {
-                    metric: Some(&metric_name),
-                    n_shot: file.n_shot,
-                    prompt_hash: prompt_hash.as_deref(),
-                },
-            )?;
+                prompt_hash,
+            });
             if opts.align == Align::Position {
-                hashes.push(hash);
+                out.hashes.push(hash);
             }
         }
     }
-    if opts.align == Align::Position {
-        check_positions(file, &name, hashes, reference)?;
-    }
-    Ok(())
+    Ok(out)
 }
 
 /// The metric of every row as numbers (booleans as 0/1).

@@ -6,7 +6,7 @@
 //! model with `/` replaced by `__`; a file name carries the task and a timestamp. When a
 //! folder holds several runs of one task for one model, the latest timestamp wins.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -162,24 +162,44 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
     Ok(latest.into_values().collect())
 }
 
-/// Reads every per-sample file under `root` into the sink.
+/// Files parsed at once (in parallel), then merged into the sink in order: bounds what is
+/// held in memory and how late a cancellation is seen.
+const CHUNK: usize = 64;
+
+/// Reads every per-sample file under `root` into the sink. Files are parsed in parallel and
+/// merged in file order, so the outcome (rows, errors) is the same as a sequential read.
 pub fn read(root: &Path, format: Format, opts: &IngestOptions, sink: &mut Sink) -> Result<()> {
+    use rayon::prelude::*;
     let files = discover(root, format, opts)?;
     let bar = files_bar(files.len(), "ingest");
     let mut shots = NShots::default();
-    for file in &files {
+    for chunk in files.chunks(CHUNK) {
         sink.check_cancelled()?;
-        let n_shot = if opts.provenance {
-            shots.of(file)?
-        } else {
-            None
-        };
-        let task = TaskInfo::new(file, format, opts, n_shot);
-        match format {
-            Format::LmEvalParquet => read_parquet_file(file, &task, opts, sink)?,
-            _ => read_json_file(file, &task, opts, sink)?,
+        let mut jobs = Vec::with_capacity(chunk.len());
+        for file in chunk {
+            let n_shot = if opts.provenance {
+                shots.of(file)?
+            } else {
+                None
+            };
+            jobs.push((file, TaskInfo::new(file, format, opts, n_shot)));
         }
-        bar.inc(1);
+        // The items table is only read while the chunk is parsed; the merge writes to it.
+        let table = sink.items.as_deref();
+        let parsed: Vec<Result<FileOut>> = jobs
+            .into_par_iter()
+            .map(|(file, task)| {
+                let known = table.map(|t| t.ids_of(task.benchmark, &file.task));
+                match format {
+                    Format::LmEvalParquet => read_parquet_file(file, task, opts, known),
+                    _ => read_json_file(file, task, opts, known),
+                }
+            })
+            .collect();
+        for out in parsed {
+            out?.merge(sink)?;
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     Ok(())
@@ -212,13 +232,6 @@ impl<'a> TaskInfo<'a> {
             metrics,
             strict,
             n_shot,
-        }
-    }
-
-    fn item_id(&self, doc_id: &str) -> String {
-        match self.subtask {
-            Some(sub) => format!("{sub}/{doc_id}"),
-            None => doc_id.to_string(),
         }
     }
 }
@@ -296,10 +309,10 @@ struct SampleRecord {
     filter: Option<serde_json::Value>,
     doc_hash: Option<String>,
     prompt_hash: Option<String>,
-    /// The wanted metrics present, in the record's order.
-    metrics: Vec<(String, serde_json::Value)>,
-    /// Every top-level key, for the message when no wanted metric is present.
-    keys: Vec<String>,
+    /// The wanted metrics present (their index in the list), in the record's order.
+    metrics: Vec<(usize, serde_json::Value)>,
+    /// Every top-level key, comma-separated, for the message when no wanted metric is present.
+    keys: String,
     /// Kept for the items table only.
     doc: Option<serde_json::Value>,
     target: Option<serde_json::Value>,
@@ -337,7 +350,10 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     ) -> std::result::Result<SampleRecord, A::Error> {
         let mut r = SampleRecord::default();
         let mut keep: Option<bool> = None;
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(field) = map.next_key_seed(FieldSeed {
+            metrics: self.metrics,
+            names: &mut r.keys,
+        })? {
             let mut keep_item = || {
                 *keep.get_or_insert_with(|| match (self.wanted, &r.doc_id) {
                     (Some(wanted), Some(id)) => wanted(id),
@@ -345,24 +361,79 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
                     (None, _) => false,
                 })
             };
-            match key.as_str() {
-                "doc_id" => r.doc_id = Some(map.next_value()?),
-                "filter" => r.filter = Some(map.next_value()?),
-                "doc_hash" => r.doc_hash = map.next_value()?,
-                "prompt_hash" => r.prompt_hash = map.next_value()?,
-                "doc" if keep_item() => r.doc = Some(map.next_value()?),
-                "target" if keep_item() => r.target = Some(map.next_value()?),
-                "arguments" if keep_item() => r.arguments = Some(map.next_value()?),
-                k if self.metrics.contains(&k) => {
-                    r.metrics.push((key.clone(), map.next_value()?));
-                }
+            match field {
+                Field::DocId => r.doc_id = Some(map.next_value()?),
+                Field::Filter => r.filter = Some(map.next_value()?),
+                Field::DocHash => r.doc_hash = map.next_value()?,
+                Field::PromptHash => r.prompt_hash = map.next_value()?,
+                Field::Doc if keep_item() => r.doc = Some(map.next_value()?),
+                Field::Target if keep_item() => r.target = Some(map.next_value()?),
+                Field::Arguments if keep_item() => r.arguments = Some(map.next_value()?),
+                Field::Metric(k) => r.metrics.push((k, map.next_value()?)),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
-            r.keys.push(key);
         }
         Ok(r)
+    }
+}
+
+/// A record's key, recognised without allocating.
+enum Field {
+    DocId,
+    Filter,
+    DocHash,
+    PromptHash,
+    Doc,
+    Target,
+    Arguments,
+    /// One of the wanted metrics, by its index in the list.
+    Metric(usize),
+    Other,
+}
+
+/// Reads a key as a [`Field`], appending its name to `names` (for messages).
+struct FieldSeed<'a> {
+    metrics: &'a [&'a str],
+    names: &'a mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Field;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Field, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<Field, E> {
+        if !self.names.is_empty() {
+            self.names.push_str(", ");
+        }
+        self.names.push_str(key);
+        Ok(match key {
+            "doc_id" => Field::DocId,
+            "filter" => Field::Filter,
+            "doc_hash" => Field::DocHash,
+            "prompt_hash" => Field::PromptHash,
+            "doc" => Field::Doc,
+            "target" => Field::Target,
+            "arguments" => Field::Arguments,
+            k => match self.metrics.iter().position(|m| *m == k) {
+                Some(i) => Field::Metric(i),
+                None => Field::Other,
+            },
+        })
     }
 }
 
@@ -408,6 +479,79 @@ struct FilterRow<'a> {
     prompt_hash: Option<String>,
 }
 
+/// What one file yields, gathered apart from the sink so that files can be parsed in
+/// parallel and merged in order.
+struct FileOut<'a> {
+    file: &'a SampleFile,
+    task: TaskInfo<'a>,
+    name: String,
+    /// How positions are counted: "line", "record" (JSON arrays), "row" (Parquet).
+    unit: &'static str,
+    /// Kept rows (the chosen filter's), by position.
+    rows: Vec<FilterRow<'a>>,
+    /// What was skipped or fell back, for stderr.
+    notes: Vec<String>,
+    /// (position, item, doc_hash) of every record that has a hash.
+    hashes: Vec<(u64, String, String)>,
+    /// Records of items the items table lacked (`None`: no items table asked for).
+    items: Option<Vec<(String, ItemRecord)>>,
+}
+
+impl<'a> FileOut<'a> {
+    fn new(file: &'a SampleFile, task: TaskInfo<'a>, unit: &'static str, items: bool) -> Self {
+        Self {
+            file,
+            task,
+            name: file.path.display().to_string(),
+            unit,
+            rows: Vec::new(),
+            notes: Vec::new(),
+            hashes: Vec::new(),
+            items: items.then(Vec::new),
+        }
+    }
+
+    /// As the responses builder names a place, `file, line 12`.
+    fn place(&self, position: u64) -> String {
+        format!("{}, {} {position}", self.name, self.unit)
+    }
+
+    /// Adds the file to the sink: its doc hashes checked against every earlier file's, its
+    /// items, its notes on stderr, its responses.
+    fn merge(self, sink: &mut Sink) -> Result<()> {
+        let benchmark = self.task.benchmark;
+        for (position, item, hash) in &self.hashes {
+            sink.hashes
+                .check(benchmark, item, hash, || self.place(*position))?;
+        }
+        if let (Some(items), Some(table)) = (self.items, sink.items.as_deref_mut()) {
+            for (item, record) in items {
+                table.push(benchmark, &item, record);
+            }
+        }
+        for note in &self.notes {
+            eprintln!("{note}");
+        }
+        let source = sink.responses.begin_source(self.name, self.unit);
+        for row in self.rows {
+            sink.responses.push_with(
+                source,
+                row.position,
+                &self.file.model_id,
+                benchmark,
+                &row.item,
+                row.correct,
+                Provenance {
+                    metric: Some(row.metric),
+                    n_shot: self.task.n_shot,
+                    prompt_hash: row.prompt_hash.as_deref(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// A task file's responses grouped by answer filter, before one filter is chosen: lm-eval
 /// logs one record per (document, filter), `none` for multiple choice, one per filter of the
 /// task's filter list for generation.
@@ -431,18 +575,11 @@ impl<'a> TaskRows<'a> {
         self.groups[k].1.push(row);
     }
 
-    /// Keeps the chosen filter's rows (and rows that name no filter), saying on stderr what
+    /// Keeps the chosen filter's rows (and rows that name no filter) in `out`, noting what
     /// was skipped and why.
-    fn finish(
-        self,
-        file: &SampleFile,
-        task: &TaskInfo,
-        opts: &IngestOptions,
-        source: u32,
-        sink: &mut Sink,
-    ) -> Result<()> {
-        let name = file.path.display().to_string();
-        let task_name = &file.task;
+    fn finish(self, opts: &IngestOptions, out: &mut FileOut<'a>) -> Result<()> {
+        let name = out.name.clone();
+        let task_name = &out.file.task;
         let filters: Vec<&str> = self
             .groups
             .iter()
@@ -464,10 +601,10 @@ impl<'a> TaskRows<'a> {
             if filters.contains(&wanted.as_str()) {
                 Some(wanted.clone())
             } else if filters.len() == 1 {
-                eprintln!(
+                out.notes.push(format!(
                     "ingest: {name}: task `{task_name}` logs only filter `{}`; kept it (not `{wanted}`)",
                     filters[0]
-                );
+                ));
                 Some(filters[0].to_string())
             } else if filters.is_empty() {
                 None
@@ -484,11 +621,10 @@ impl<'a> TaskRows<'a> {
         } else {
             filters.first().map(|f| f.to_string())
         };
-        let mut kept = Vec::new();
         let mut skipped: Vec<(String, usize)> = Vec::new();
         for (filter, rows) in self.groups {
             if filter.is_none() || filter == chosen {
-                kept.extend(rows);
+                out.rows.extend(rows);
             } else {
                 skipped.push((filter.unwrap_or_default(), rows.len()));
             }
@@ -499,36 +635,21 @@ impl<'a> TaskRows<'a> {
                 .iter()
                 .map(|(f, c)| format!("`{f}` ({c})"))
                 .collect();
-            eprintln!(
+            out.notes.push(format!(
                 "ingest: {name}: task `{task_name}`: kept the records of filter `{}`; skipped {n} \
                  records of filter {} (the option filter chooses)",
                 chosen.as_deref().unwrap_or(""),
                 which.join(", ")
-            );
+            ));
         }
         for (metric, n) in &self.fallbacks {
-            eprintln!(
+            out.notes.push(format!(
                 "ingest: {name}: task `{task_name}` has none of the metrics asked for ({}); used \
                  `{metric}` for {n} records",
                 opts.metric.as_deref().unwrap_or("")
-            );
+            ));
         }
-        kept.sort_by_key(|r| r.position);
-        for row in kept {
-            sink.responses.push_with(
-                source,
-                row.position,
-                &file.model_id,
-                task.benchmark,
-                &row.item,
-                row.correct,
-                Provenance {
-                    metric: Some(row.metric),
-                    n_shot: task.n_shot,
-                    prompt_hash: row.prompt_hash.as_deref(),
-                },
-            )?;
-        }
+        out.rows.sort_by_key(|r| r.position);
         Ok(())
     }
 }
@@ -560,13 +681,13 @@ fn pick_metric<'a>(
 }
 
 /// A `.jsonl` file, or a `.json` file holding either an array of records or one per line.
-fn read_json_file(
-    file: &SampleFile,
-    task: &TaskInfo,
+/// `known`: the ids of the task's items the items table has (`None`: no items table).
+fn read_json_file<'a>(
+    file: &'a SampleFile,
+    task: TaskInfo<'a>,
     opts: &IngestOptions,
-    sink: &mut Sink,
-) -> Result<()> {
-    let name = file.path.display().to_string();
+    known: Option<&HashSet<String>>,
+) -> Result<FileOut<'a>> {
     let is_array = file.path.extension().is_some_and(|e| e == "json") && {
         use std::io::Read;
         let mut head = [0u8; 256];
@@ -578,39 +699,52 @@ fn read_json_file(
             .find(|b| !b.is_ascii_whitespace() && !matches!(b, 0xEF | 0xBB | 0xBF))
             == Some(&b'[')
     };
-    // Decided before the file is read: items first seen in an earlier file are complete.
-    let items_before = sink
-        .items
-        .as_deref()
-        .map(|items| items.ids_of(task.benchmark, &file.task));
+    let mut out = FileOut::new(
+        file,
+        task,
+        if is_array { "record" } else { "line" },
+        known.is_some(),
+    );
+    // A record's document is parsed only for items the table lacks.
+    let metrics = out.task.metrics.clone();
+    let subtask = out.task.subtask;
+    // The item id is written into one buffer per file: this runs for every record.
+    let id_buffer = std::cell::RefCell::new(String::new());
     let wanted = |id: &serde_json::Value| -> bool {
-        let Some(before) = &items_before else {
+        use std::fmt::Write;
+        let Some(known) = known else {
             return false;
         };
-        let doc_id = match id {
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::String(s) => s.clone(),
+        let mut buf = id_buffer.borrow_mut();
+        buf.clear();
+        if let Some(sub) = subtask {
+            buf.push_str(sub);
+            buf.push('/');
+        }
+        match id {
+            serde_json::Value::Number(n) => {
+                let _ = write!(buf, "{n}");
+            }
+            serde_json::Value::String(s) => buf.push_str(s),
             _ => return true,
-        };
-        !before.contains(&task.item_id(&doc_id))
+        }
+        !known.contains(buf.as_str())
     };
     let seed = RecordSeed {
-        metrics: &task.metrics,
-        wanted: items_before
+        metrics: &metrics,
+        wanted: known
             .is_some()
             .then_some(&wanted as &dyn Fn(&serde_json::Value) -> bool),
     };
-    let source = sink
-        .responses
-        .begin_source(name.clone(), if is_array { "record" } else { "line" });
     let mut rows = TaskRows::default();
     if is_array {
         let f = std::fs::File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
         let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(f));
         let visitor = RecordArray {
             seed,
-            each: |n, record| take_record(file, task, opts, sink, source, &mut rows, n, record),
+            each: |n, record| take_record(opts, known, &mut out, &mut rows, n, record),
         };
+        let name = file.path.display().to_string();
         serde::Deserializer::deserialize_seq(&mut de, visitor).map_err(|source| {
             DataError::Json {
                 place: name.clone(),
@@ -618,7 +752,7 @@ fn read_json_file(
             }
         })??;
         de.end().map_err(|source| DataError::Json {
-            place: name.clone(),
+            place: name,
             source,
         })?;
     } else {
@@ -631,34 +765,40 @@ fn read_json_file(
                 .deserialize(&mut de)
                 .and_then(|r| de.end().map(|_| r))
                 .map_err(|e| DataError::Json {
-                    place: sink.responses.place(source, line_no),
+                    place: out.place(line_no),
                     source: e,
                 })?;
-            take_record(file, task, opts, sink, source, &mut rows, line_no, record)
+            take_record(opts, known, &mut out, &mut rows, line_no, record)
         })?;
     }
-    rows.finish(file, task, opts, source, sink)
+    rows.finish(opts, &mut out)?;
+    Ok(out)
 }
 
-/// Checks one record and files its response under its filter (and its item, when asked).
-#[allow(clippy::too_many_arguments)]
+/// An item id under its subtask, `navigate/3` (groups), else the doc_id.
+fn qualified(subtask: Option<&str>, doc_id: &str) -> String {
+    match subtask {
+        Some(sub) => format!("{sub}/{doc_id}"),
+        None => doc_id.to_string(),
+    }
+}
+
+/// Checks one record and files its response under its filter (and its item, when the items
+/// table lacks it: `known` holds the ids it has).
 fn take_record<'a>(
-    file: &SampleFile,
-    task: &TaskInfo<'a>,
     opts: &IngestOptions,
-    sink: &mut Sink,
-    source: u32,
+    known: Option<&HashSet<String>>,
+    out: &mut FileOut<'a>,
     rows: &mut TaskRows<'a>,
     position: u64,
     record: SampleRecord,
 ) -> Result<()> {
-    let place = |sink: &Sink| sink.responses.place(source, position);
     let filter = match &record.filter {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(f)) => Some(f.as_str()),
         Some(other) => {
             return Err(DataError::invalid(
-                place(sink),
+                out.place(position),
                 format!("`filter` must be a string, found {other}"),
             ))
         }
@@ -668,29 +808,34 @@ fn take_record<'a>(
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
         Some(other) => {
             return Err(DataError::invalid(
-                place(sink),
+                out.place(position),
                 format!("`doc_id` must be a number or a non-empty string, found {other}"),
             ))
         }
         None => {
             return Err(DataError::Missing {
-                place: place(sink),
+                place: out.place(position),
                 what: "field",
                 name: "doc_id".into(),
             })
         }
     };
-    let item_id = task.item_id(&doc_id);
+    let item_id = qualified(out.task.subtask, &doc_id);
     let (metric, fallback) = pick_metric(
-        &file.task,
-        task,
-        |m| record.metrics.iter().any(|(k, _)| k == m),
+        &out.file.task,
+        &out.task,
+        |m| {
+            record
+                .metrics
+                .iter()
+                .any(|(k, _)| out.task.metrics[*k] == m)
+        },
         opts,
     )
     .map_err(|message| {
         DataError::invalid(
-            place(sink),
-            format!("{message} (fields present: {})", record.keys.join(", ")),
+            out.place(position),
+            format!("{message} (fields present: {})", record.keys),
         )
     })?;
     if fallback {
@@ -699,27 +844,30 @@ fn take_record<'a>(
     let value = &record
         .metrics
         .iter()
-        .find(|(k, _)| k == metric)
+        .find(|(k, _)| out.task.metrics[*k] == metric)
         .expect("picked among present")
         .1;
     let correct = match parse_correct_json(value) {
         Ok(Some(b)) => b,
-        Ok(None) => return Err(DataError::NullCorrect { place: place(sink) }),
+        Ok(None) => {
+            return Err(DataError::NullCorrect {
+                place: out.place(position),
+            })
+        }
         Err(v) => {
             return Err(DataError::BadCorrect {
-                place: format!("{} (field `{metric}`)", place(sink)),
+                place: format!("{} (field `{metric}`)", out.place(position)),
                 value: v,
             })
         }
     };
     if let Some(hash) = &record.doc_hash {
-        let at = place(sink);
-        sink.hashes.check(task.benchmark, &item_id, hash, || at)?;
+        out.hashes.push((position, item_id.clone(), hash.clone()));
     }
-    if sink.wants_item(task.benchmark, &item_id) {
-        let item = item_record(&file.task, &record);
-        if let Some(items) = sink.items.as_deref_mut() {
-            items.push(task.benchmark, &item_id, item);
+    if known.is_some_and(|k| !k.contains(&item_id)) {
+        let item = item_record(&out.file.task, &record);
+        if let Some(items) = &mut out.items {
+            items.push((item_id.clone(), item));
         }
     }
     rows.push(
@@ -784,22 +932,22 @@ fn item_record(task: &str, record: &SampleRecord) -> ItemRecord {
     }
 }
 
-fn read_parquet_file(
-    file: &SampleFile,
-    task: &TaskInfo,
+fn read_parquet_file<'a>(
+    file: &'a SampleFile,
+    task: TaskInfo<'a>,
     opts: &IngestOptions,
-    sink: &mut Sink,
-) -> Result<()> {
+    known: Option<&HashSet<String>>,
+) -> Result<FileOut<'a>> {
     let name = file.path.display().to_string();
     let present = super::files::parquet_columns(&file.path)?;
     let has = |c: &str| present.iter().any(|p| p == c);
-    let (metric, fallback) = pick_metric(&file.task, task, has, opts).map_err(|message| {
+    let (metric, fallback) = pick_metric(&file.task, &task, has, opts).map_err(|message| {
         DataError::invalid(
             &name,
             format!("{message} (columns present: {})", present.join(", ")),
         )
     })?;
-    let source = sink.responses.begin_source(name.clone(), "row");
+    let mut out = FileOut::new(file, task, "row", known.is_some());
     let mut rows = TaskRows::default();
     let mut row = 0u64;
     let mut columns = vec!["doc_id", metric];
@@ -847,13 +995,13 @@ fn read_parquet_file(
             row += 1;
             if ids.is_null(i) || ids.value(i).trim().is_empty() {
                 return Err(DataError::NullKey {
-                    place: sink.responses.place(source, row),
+                    place: out.place(row),
                     column: "doc_id",
                 });
             }
             if values.is_null(i) {
                 return Err(DataError::NullCorrect {
-                    place: sink.responses.place(source, row),
+                    place: out.place(row),
                 });
             }
             let correct = match &numbers {
@@ -861,27 +1009,25 @@ fn read_parquet_file(
                 Some(n) => {
                     let x = n.as_primitive::<arrow::datatypes::Float64Type>().value(i);
                     parse_correct_number(x).map_err(|value| DataError::BadCorrect {
-                        place: format!("{} (column `{metric}`)", sink.responses.place(source, row)),
+                        place: format!("{} (column `{metric}`)", out.place(row)),
                         value,
                     })?
                 }
             };
-            let item_id = task.item_id(ids.value(i));
+            let item_id = qualified(out.task.subtask, ids.value(i));
             let doc_hash = cell(&doc_hashes, i);
             if let Some(hash) = &doc_hash {
-                let here = sink.responses.place(source, row);
-                sink.hashes.check(task.benchmark, &item_id, hash, || here)?;
+                out.hashes.push((row, item_id.clone(), hash.clone()));
             }
-            if sink.wants_item(task.benchmark, &item_id) {
+            let lacking = known.is_some_and(|k| !k.contains(&item_id));
+            if let (true, Some(items)) = (lacking, &mut out.items) {
                 let item = ItemRecord {
                     task: file.task.clone(),
                     target: cell(&targets, i),
                     doc_hash,
                     ..Default::default()
                 };
-                if let Some(items) = sink.items.as_deref_mut() {
-                    items.push(task.benchmark, &item_id, item);
-                }
+                items.push((item_id.clone(), item));
             }
             if fallback {
                 *rows.fallbacks.entry(metric.to_string()).or_default() += 1;
@@ -901,7 +1047,8 @@ fn read_parquet_file(
             );
         }
     }
-    rows.finish(file, task, opts, source, sink)
+    rows.finish(opts, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]

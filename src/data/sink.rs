@@ -26,13 +26,6 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Whether the item still needs its record in the items table.
-    pub fn wants_item(&self, benchmark: &str, item_id: &str) -> bool {
-        self.items
-            .as_ref()
-            .is_some_and(|items| items.wants(benchmark, item_id))
-    }
-
     /// An error once the ingest was cancelled (a dropped query, Ctrl-C); nothing is written.
     pub fn check_cancelled(&self) -> Result<()> {
         if self.cancel.is_set() {

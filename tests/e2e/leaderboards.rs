@@ -597,6 +597,20 @@ fn v1_rows_are_checked_across_models() {
         "{e}"
     );
 
+    // A file that is not Parquet: named, nothing read.
+    let dir = tempfile::tempdir().unwrap();
+    v1_tree(dir.path());
+    let bad = dir
+        .path()
+        .join("details_org__beta/2023-11-01T00:00:00.000000")
+        .join("details_harness|arc:challenge|25_2023-11-01T00-00-00.000000.parquet");
+    fs::write(&bad, b"PAR1 not really").unwrap();
+    let e = read(dir.path(), Format::LeaderboardV1, "").unwrap_err();
+    assert!(
+        e.contains("arc:challenge|25_2023-11-01") && e.contains("Parquet"),
+        "{e}"
+    );
+
     // A metric the file lacks: the file named with the metrics it has.
     let dir = tempfile::tempdir().unwrap();
     v1_tree(dir.path());
