@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Float64Type};
 use super::error::{DataError, Result};
 use super::files::{files_with_extension, open_parquet, parquet_columns};
 use super::items::ItemRecord;
-use super::lm_eval::model_of;
+use super::lm_eval::{keep_latest, model_of};
 use super::options::{leaderboard_metric, Align, Format, IngestOptions};
 use super::responses::{parse_correct_number, Provenance};
 use super::sink::{files_bar, Sink};
@@ -67,12 +67,7 @@ pub fn discover(root: &Path, opts: &IngestOptions) -> Result<Vec<DetailsFile>> {
             timestamp,
         };
         let key = (file.model_id.clone(), file.task.clone());
-        match latest.get(&key) {
-            Some(prev) if prev.timestamp >= file.timestamp => {}
-            _ => {
-                latest.insert(key, file);
-            }
-        }
+        keep_latest(&mut latest, key, file, |f| &f.timestamp);
     }
     if latest.is_empty() {
         return Err(DataError::Empty {

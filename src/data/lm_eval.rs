@@ -119,6 +119,21 @@ pub fn model_of(root: &Path, path: &Path, format: Format, opts: &IngestOptions) 
     Ok(model_id)
 }
 
+/// Keeps, per (model, task), the run with the latest timestamp (of equal ones, the first).
+pub fn keep_latest<T>(
+    latest: &mut BTreeMap<(String, String), T>,
+    key: (String, String),
+    file: T,
+    timestamp: fn(&T) -> &String,
+) {
+    match latest.get(&key) {
+        Some(prev) if timestamp(prev) >= timestamp(&file) => {}
+        _ => {
+            latest.insert(key, file);
+        }
+    }
+}
+
 /// Finds the sample files under `root` and assigns each a model id ([`model_of`]). Keeps the
 /// latest timestamp per (model, task).
 pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec<SampleFile>> {
@@ -152,12 +167,7 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
             timestamp,
         };
         let key = (file.model_id.clone(), file.task.clone());
-        match latest.get(&key) {
-            Some(prev) if prev.timestamp >= file.timestamp => {}
-            _ => {
-                latest.insert(key, file);
-            }
-        }
+        keep_latest(&mut latest, key, file, |f| &f.timestamp);
     }
     Ok(latest.into_values().collect())
 }

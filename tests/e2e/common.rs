@@ -110,3 +110,20 @@ pub fn read_parquet(path: &std::path::Path) -> RecordBatch {
     let batches: Vec<_> = reader.map(Result::unwrap).collect();
     crossdiff::datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
+
+/// A responses table's rows as (model_id, benchmark, item_id, correct), in table order.
+pub fn response_rows(batch: &RecordBatch) -> Vec<(String, String, String, bool)> {
+    use crossdiff::datafusion::arrow::array::AsArray;
+    let s = |c: usize| batch.column(c).as_string::<i32>().clone();
+    let (m, b, i, c) = (s(0), s(1), s(2), batch.column(3).as_boolean().clone());
+    (0..batch.num_rows())
+        .map(|r| {
+            (
+                m.value(r).to_string(),
+                b.value(r).to_string(),
+                i.value(r).to_string(),
+                c.value(r),
+            )
+        })
+        .collect()
+}

@@ -863,109 +863,14 @@ async fn dropping_the_query_stops_the_work_and_the_query_resumes() {
     assert_eq!(record.summary["steps"].as_u64(), Some(150));
 }
 
-/// queries/tasks/math.sql on MATH-shaped fixture items: the view's prompts and final answers,
-/// a tiny model fine-tuned on the solutions, and evaluate's `exact_match: "math"` grading each
-/// item exactly as math_equal does (the memorised solutions all correct, the untrained base
-/// model's outputs not).
-#[tokio::test]
-async fn math_view_fine_tunes_and_grades_by_equivalence() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ctx = crossdiff::new_context();
-    crossdiff::settings::set(
-        &ctx,
-        "crossdiff.run_store",
-        &tmp.path().join("runs").display().to_string(),
-    )
-    .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    sql(&ctx, "CREATE SCHEMA math").await;
-    sql(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE math.items STORED AS JSON LOCATION '{}'",
-            root.join("tests/fixtures/math_items.jsonl").display()
-        ),
-    )
-    .await;
-    sql(
-        &ctx,
-        &std::fs::read_to_string(root.join("queries/tasks/math.sql")).unwrap(),
-    )
-    .await;
-    let view = sql(
-        &ctx,
-        "SELECT item_id, final_answer, level, prompt FROM math_task ORDER BY item_id",
-    )
-    .await;
-    assert_eq!(
-        column_text(&view, 1),
-        vec![
-            "5",
-            "\\frac{1}{2}",
-            "6",
-            "60",
-            "1000000",
-            "\\frac{\\sqrt{2}}{2}"
-        ]
-    );
-    assert_eq!(column_text(&view, 2), vec!["1", "2", "2", "1", "3", "5"]);
-    assert_eq!(
-        column_text(&view, 3)[0],
-        "Problem:\nWhat is $2 + 3$?\n\nSolution:"
-    );
-    let model = tmp.path().join("tiny");
-    sql(
-        &ctx,
-        &format!(
-            "SELECT * FROM tiny_model('{}', 'SELECT prompt || response AS text FROM math_task', \
-             '{{\"vocab_size\": 400, \"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \
-             \"num_key_value_heads\": 2, \"intermediate_size\": 128, \"max_position_embeddings\": 256, \"seed\": 3}}')",
-            model.display()
-        ),
-    )
-    .await;
-    let tuned = sql(
-        &ctx,
-        &format!(
-            "SELECT model_path FROM fine_tune('{}', 'SELECT prompt, response FROM math_task', \
-             '{{\"epochs\": 60, \"batch_size\": 6, \"gradient_accumulation\": 1, \"learning_rate\": 0.01, \
-             \"weight_decay\": 0.0, \"chat_template\": false}}')",
-            model.display()
-        ),
-    )
-    .await;
-    let options = r#"{"output_type": "generate_until", "stop": ["Problem:"], "max_new_tokens": 64, "exact_match": "math"}"#;
-    let graded = |path: String| {
-        let ctx = ctx.clone();
-        async move {
-            sql(
-                &ctx,
-                &format!(
-                    "SELECT e.item_id, e.correct, math_equal(e.prediction, t.answer) \
-                     FROM evaluate('{path}', 'SELECT item_id, prompt, answer FROM math_task', '{options}') e \
-                     JOIN math_task t USING (item_id) ORDER BY e.item_id"
-                ),
-            )
-            .await
-        }
-    };
-    let after = graded(column_text(&tuned, 0)[0].clone()).await;
-    assert_eq!(column_text(&after, 1), column_text(&after, 2));
-    assert_eq!(column_text(&after, 1), vec!["true"; 6]);
-    let before = graded(model.display().to_string()).await;
-    assert_eq!(column_text(&before, 1), column_text(&before, 2));
-    assert_eq!(column_text(&before, 1), vec!["false"; 6]);
-}
-
-/// A multiple-choice task view (queries/tasks/musr.sql, gpqa.sql) on fixture items in the
-/// dataset's shape: the view's first prompt exactly as lm-eval's task renders it, then a tiny
-/// model fine-tuned on the view's prompt + response and evaluated with the view's options
-/// (acc_norm): the memorised answers all correct, `correct` equal to `correct_norm`.
-async fn choice_view_fine_tunes_and_scores(
+/// A session with a run store in a temporary folder, the fixture items registered as
+/// `<schema>.items` and the task view queries/tasks/<schema>.sql created.
+async fn task_view_context(
     schema: &str,
     fixture: &str,
-    view: &str,
-    first_prompt: &str,
+) -> (
+    tempfile::TempDir,
+    crossdiff::datafusion::prelude::SessionContext,
 ) {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = crossdiff::new_context();
@@ -990,6 +895,109 @@ async fn choice_view_fine_tunes_and_scores(
         &std::fs::read_to_string(root.join(format!("queries/tasks/{schema}.sql"))).unwrap(),
     )
     .await;
+    (tmp, ctx)
+}
+
+/// A tiny model whose tokenizer is trained on a task view's texts, and its fine-tune on the
+/// view's prompt + response: (base folder, fine-tuned folder).
+async fn tiny_tuned_on_view(
+    ctx: &crossdiff::datafusion::prelude::SessionContext,
+    dir: &Path,
+    view: &str,
+    seed: u64,
+    epochs: usize,
+    batch_size: usize,
+) -> (String, String) {
+    let model = dir.join("tiny");
+    sql(
+        ctx,
+        &format!(
+            "SELECT * FROM tiny_model('{}', 'SELECT prompt || response AS text FROM {view}', \
+             '{{\"vocab_size\": 400, \"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \
+             \"num_key_value_heads\": 2, \"intermediate_size\": 128, \"max_position_embeddings\": 256, \"seed\": {seed}}}')",
+            model.display()
+        ),
+    )
+    .await;
+    let tuned = sql(
+        ctx,
+        &format!(
+            "SELECT model_path FROM fine_tune('{}', 'SELECT prompt, response FROM {view}', \
+             '{{\"epochs\": {epochs}, \"batch_size\": {batch_size}, \"gradient_accumulation\": 1, \"learning_rate\": 0.01, \
+             \"weight_decay\": 0.0, \"chat_template\": false}}')",
+            model.display()
+        ),
+    )
+    .await;
+    (
+        model.display().to_string(),
+        column_text(&tuned, 0)[0].clone(),
+    )
+}
+
+/// queries/tasks/math.sql on MATH-shaped fixture items: the view's prompts and final answers,
+/// a tiny model fine-tuned on the solutions, and evaluate's `exact_match: "math"` grading each
+/// item exactly as math_equal does (the memorised solutions all correct, the untrained base
+/// model's outputs not).
+#[tokio::test]
+async fn math_view_fine_tunes_and_grades_by_equivalence() {
+    let (tmp, ctx) = task_view_context("math", "math_items.jsonl").await;
+    let view = sql(
+        &ctx,
+        "SELECT item_id, final_answer, level, prompt FROM math_task ORDER BY item_id",
+    )
+    .await;
+    assert_eq!(
+        column_text(&view, 1),
+        vec![
+            "5",
+            "\\frac{1}{2}",
+            "6",
+            "60",
+            "1000000",
+            "\\frac{\\sqrt{2}}{2}"
+        ]
+    );
+    assert_eq!(column_text(&view, 2), vec!["1", "2", "2", "1", "3", "5"]);
+    assert_eq!(
+        column_text(&view, 3)[0],
+        "Problem:\nWhat is $2 + 3$?\n\nSolution:"
+    );
+    let (model, tuned) = tiny_tuned_on_view(&ctx, tmp.path(), "math_task", 3, 60, 6).await;
+    let options = r#"{"output_type": "generate_until", "stop": ["Problem:"], "max_new_tokens": 64, "exact_match": "math"}"#;
+    let graded = |path: String| {
+        let ctx = ctx.clone();
+        async move {
+            sql(
+                &ctx,
+                &format!(
+                    "SELECT e.item_id, e.correct, math_equal(e.prediction, t.answer) \
+                     FROM evaluate('{path}', 'SELECT item_id, prompt, answer FROM math_task', '{options}') e \
+                     JOIN math_task t USING (item_id) ORDER BY e.item_id"
+                ),
+            )
+            .await
+        }
+    };
+    let after = graded(tuned).await;
+    assert_eq!(column_text(&after, 1), column_text(&after, 2));
+    assert_eq!(column_text(&after, 1), vec!["true"; 6]);
+    let before = graded(model).await;
+    assert_eq!(column_text(&before, 1), column_text(&before, 2));
+    assert_eq!(column_text(&before, 1), vec!["false"; 6]);
+}
+
+/// A multiple-choice task view (queries/tasks/musr.sql, gpqa.sql) on fixture items in the
+/// dataset's shape: the view's first prompt exactly as lm-eval's task renders it, then a tiny
+/// model fine-tuned on the view's prompt + response and evaluated with the view's options
+/// (acc_norm): the memorised answers all correct, `correct` equal to `correct_norm`.
+async fn choice_view_fine_tunes_and_scores(
+    schema: &str,
+    fixture: &str,
+    view: &str,
+    first_prompt: &str,
+) {
+    let (tmp, ctx) = task_view_context(schema, fixture).await;
     let rows = sql(&ctx, &format!("SELECT prompt FROM {view} ORDER BY item_id")).await;
     let prompts = column_text(&rows, 0);
     assert_eq!(prompts.len(), 4);
@@ -997,34 +1005,13 @@ async fn choice_view_fine_tunes_and_scores(
         prompts.iter().any(|p| p == first_prompt),
         "{first_prompt:?} not among {prompts:#?}"
     );
-    let model = tmp.path().join("tiny");
-    sql(
-        &ctx,
-        &format!(
-            "SELECT * FROM tiny_model('{}', 'SELECT prompt || response AS text FROM {view}', \
-             '{{\"vocab_size\": 400, \"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \
-             \"num_key_value_heads\": 2, \"intermediate_size\": 128, \"max_position_embeddings\": 256, \"seed\": 5}}')",
-            model.display()
-        ),
-    )
-    .await;
-    let tuned = sql(
-        &ctx,
-        &format!(
-            "SELECT model_path FROM fine_tune('{}', 'SELECT prompt, response FROM {view}', \
-             '{{\"epochs\": 40, \"batch_size\": 4, \"gradient_accumulation\": 1, \"learning_rate\": 0.01, \
-             \"weight_decay\": 0.0, \"chat_template\": false}}')",
-            model.display()
-        ),
-    )
-    .await;
+    let (_, tuned) = tiny_tuned_on_view(&ctx, tmp.path(), view, 5, 40, 4).await;
     let options = r#"{"output_type": "multiple_choice", "metric": "acc_norm"}"#;
     let scored = sql(
         &ctx,
         &format!(
-            "SELECT item_id, correct, correct_norm FROM evaluate('{}', \
-             'SELECT item_id, prompt, answer, choices FROM {view}', '{options}') ORDER BY item_id",
-            column_text(&tuned, 0)[0]
+            "SELECT item_id, correct, correct_norm FROM evaluate('{tuned}', \
+             'SELECT item_id, prompt, answer, choices FROM {view}', '{options}') ORDER BY item_id"
         ),
     )
     .await;

@@ -8,25 +8,14 @@ use std::sync::Arc;
 use super::common::fixture;
 use crossdiff::data::{self, files::write_parquet, Format, IngestOptions};
 use crossdiff::datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use crossdiff::datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 type Row = (String, String, String, bool);
 
 fn rows(batch: &RecordBatch) -> BTreeSet<Row> {
-    let s = |c: usize| batch.column(c).as_string::<i32>().clone();
-    let (m, b, i, c) = (s(0), s(1), s(2), batch.column(3).as_boolean().clone());
-    (0..batch.num_rows())
-        .map(|r| {
-            (
-                m.value(r).to_string(),
-                b.value(r).to_string(),
-                i.value(r).to_string(),
-                c.value(r),
-            )
-        })
-        .collect()
+    super::common::response_rows(batch).into_iter().collect()
 }
 
 fn read(path: &Path, format: Format, options: &str) -> Result<RecordBatch, String> {

@@ -21,20 +21,9 @@ use crossdiff::datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema
 type Cells = BTreeMap<(String, String, String), bool>;
 
 fn cells(batch: &RecordBatch) -> Cells {
-    let s = |c: usize| batch.column(c).as_string::<i32>().clone();
-    let (m, b, i) = (s(0), s(1), s(2));
-    let c = batch.column(3).as_boolean();
-    (0..batch.num_rows())
-        .map(|r| {
-            (
-                (
-                    m.value(r).to_string(),
-                    b.value(r).to_string(),
-                    i.value(r).to_string(),
-                ),
-                c.value(r),
-            )
-        })
+    super::common::response_rows(batch)
+        .into_iter()
+        .map(|(m, b, i, c)| ((m, b, i), c))
         .collect()
 }
 
