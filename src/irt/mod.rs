@@ -12,6 +12,7 @@ pub mod mml;
 pub mod options;
 mod progress;
 pub mod quadrature;
+pub mod scoring;
 pub mod simulate;
 mod summary;
 pub mod vi;
