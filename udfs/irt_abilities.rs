@@ -19,7 +19,13 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     syntax: "irt_abilities(source, model, method [, options])",
     description: "The same fit as irt_fit, one row per model (and benchmark): benchmark, model_id, ability \
 (theta), ability_se, n_responses, flag ('all_correct', 'all_wrong' or 'few_responses' where the estimate \
-leans on the prior). Arguments and options as irt_fit; a joint fit has benchmark NULL.",
+leans on the prior). Arguments and options as irt_fit; a joint fit has benchmark NULL. Scoring against \
+fixed items (linking, no refit): options {\"items\": TABLE or query with item_id, difficulty [, discrimination] \
+[, benchmark]} (e.g. an earlier irt_fit's output), and as method the estimator: 'mle' (maximum likelihood; \
++-10 with an infinite ability_se for all-correct or all-wrong models), 'wle' (Warm's weighted likelihood, \
+finite for every pattern), 'map' or 'eap' (posterior mode or mean under N(ability_mean, ability_sd^2), options \
+ability_mean (0) and ability_sd (1)); model '1pl' ignores discrimination. Responses to items without \
+parameters are an error naming the item.",
     example: "SELECT model_id, ability FROM irt_abilities('responses', '2pl', 'jml') ORDER BY ability DESC LIMIT 10;",
 };
 
@@ -71,6 +77,10 @@ pub struct IrtAbilities;
 
 impl TableFunctionImpl for IrtAbilities {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        if super::irt_linking::is_linking(args.exprs()) {
+            let call = super::irt_linking::LinkCall::parse(DOC.name, args.exprs(), args.session())?;
+            return Ok(call.table(schema()));
+        }
         let call = IrtCall::parse(DOC.name, args.exprs(), args.session())?;
         Ok(fit_table(call, schema(), output))
     }

@@ -16,6 +16,7 @@ pub mod gap_profile;
 pub mod generalization_matrix;
 pub mod irt_abilities;
 pub mod irt_fit;
+pub mod irt_linking;
 pub mod irt_prob;
 pub mod irt_simulate;
 mod irt_source;
