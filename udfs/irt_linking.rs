@@ -206,48 +206,57 @@ impl LinkCall {
     }
 
     async fn read_items(&self, ctx: &SessionContext) -> Result<ItemBank> {
-        let f = self.function;
-        let df = source_frame(ctx, f, &self.items).await?;
-        let batches = df.collect().await?;
-        let mut bank = ItemBank::default();
-        for batch in &batches {
-            let column = |name: &str| batch.column_by_name(name);
-            let need = |name: &str| {
-                column(name).ok_or_else(|| {
+        read_item_bank(ctx, self.function, &self.items).await
+    }
+}
+
+/// Fitted items from a table name or query: item_id, difficulty [, discrimination]
+/// [, benchmark]; bad or duplicated rows are errors naming the item.
+pub(crate) async fn read_item_bank(
+    ctx: &SessionContext,
+    f: &str,
+    source: &str,
+) -> Result<ItemBank> {
+    let df = source_frame(ctx, f, source).await?;
+    let batches = df.collect().await?;
+    let mut bank = ItemBank::default();
+    for batch in &batches {
+        let column = |name: &str| batch.column_by_name(name);
+        let need = |name: &str| {
+            column(name).ok_or_else(|| {
                     exec_error(f, format!("the items have no column `{name}` (item_id, difficulty [, discrimination] [, benchmark])"))
                 })
-            };
-            let ids = cast(need("item_id")?, &DataType::Utf8)?;
-            let ids = ids.as_string::<i32>();
-            let b = cast(need("difficulty")?, &DataType::Float64)?;
-            let b = b.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            let a = column("discrimination")
-                .map(|c| cast(c, &DataType::Float64))
-                .transpose()?;
-            let a = a
-                .as_ref()
-                .map(|a| a.as_primitive::<datafusion::arrow::datatypes::Float64Type>());
-            let benchmarks = column("benchmark")
-                .map(|c| cast(c, &DataType::Utf8))
-                .transpose()?;
-            let benchmarks = benchmarks.as_ref().map(|c| c.as_string::<i32>());
-            for r in 0..batch.num_rows() {
-                if ids.is_null(r) {
-                    return Err(exec_error(f, "an item has a NULL item_id"));
-                }
-                let value = |x: Option<f64>| x.unwrap_or(f64::NAN);
-                let item = FixedItem {
-                    difficulty: value((!b.is_null(r)).then(|| b.value(r))),
-                    discrimination: a.map_or(1.0, |a| value((!a.is_null(r)).then(|| a.value(r)))),
-                };
-                let benchmark = benchmarks.and_then(|c| (!c.is_null(r)).then(|| c.value(r)));
-                bank.insert(benchmark, ids.value(r), item)
-                    .map_err(|e| exec_error(f, e))?;
+        };
+        let ids = cast(need("item_id")?, &DataType::Utf8)?;
+        let ids = ids.as_string::<i32>();
+        let b = cast(need("difficulty")?, &DataType::Float64)?;
+        let b = b.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let a = column("discrimination")
+            .map(|c| cast(c, &DataType::Float64))
+            .transpose()?;
+        let a = a
+            .as_ref()
+            .map(|a| a.as_primitive::<datafusion::arrow::datatypes::Float64Type>());
+        let benchmarks = column("benchmark")
+            .map(|c| cast(c, &DataType::Utf8))
+            .transpose()?;
+        let benchmarks = benchmarks.as_ref().map(|c| c.as_string::<i32>());
+        for r in 0..batch.num_rows() {
+            if ids.is_null(r) {
+                return Err(exec_error(f, "an item has a NULL item_id"));
             }
+            let value = |x: Option<f64>| x.unwrap_or(f64::NAN);
+            let item = FixedItem {
+                difficulty: value((!b.is_null(r)).then(|| b.value(r))),
+                discrimination: a.map_or(1.0, |a| value((!a.is_null(r)).then(|| a.value(r)))),
+            };
+            let benchmark = benchmarks.and_then(|c| (!c.is_null(r)).then(|| c.value(r)));
+            bank.insert(benchmark, ids.value(r), item)
+                .map_err(|e| exec_error(f, e))?;
         }
-        if bank.is_empty() {
-            return Err(exec_error(f, "the items are empty"));
-        }
-        Ok(bank)
     }
+    if bank.is_empty() {
+        return Err(exec_error(f, "the items are empty"));
+    }
+    Ok(bank)
 }

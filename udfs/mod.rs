@@ -17,6 +17,7 @@ pub mod generalization_matrix;
 pub mod irt_abilities;
 pub mod irt_fit;
 pub mod irt_linking;
+pub mod irt_predict;
 pub mod irt_prob;
 pub mod irt_simulate;
 mod irt_source;
@@ -153,6 +154,7 @@ pub fn functions() -> Vec<Function> {
         table(read_items::DOC, Arc::new(read_items::ReadItems)),
         table(irt_fit::DOC, Arc::new(irt_fit::IrtFit)),
         table(irt_abilities::DOC, Arc::new(irt_abilities::IrtAbilities)),
+        table(irt_predict::DOC, Arc::new(irt_predict::IrtPredict)),
         table(irt_simulate::DOC, Arc::new(irt_simulate::IrtSimulate)),
         table(
             arithmetic_items::DOC,

@@ -18,8 +18,16 @@ pub struct FixedItem {
 }
 
 impl FixedItem {
-    fn p(&self, theta: f64) -> f64 {
+    /// P(correct) at ability `theta`.
+    pub fn p(&self, theta: f64) -> f64 {
         sigmoid(self.discrimination * (theta - self.difficulty))
+    }
+
+    /// dP / dtheta = a P (1 - P): how the probability moves with the ability (the delta
+    /// method's factor for a predicted accuracy's standard error).
+    pub fn slope(&self, theta: f64) -> f64 {
+        let p = self.p(theta);
+        self.discrimination * p * (1.0 - p)
     }
 }
 
@@ -204,9 +212,8 @@ pub fn predicted_accuracy(items: &[FixedItem], theta: f64, theta_se: f64) -> (f6
     let n = items.len() as f64;
     let (mut mean, mut slope) = (0.0, 0.0);
     for item in items {
-        let p = item.p(theta);
-        mean += p;
-        slope += item.discrimination * p * (1.0 - p);
+        mean += item.p(theta);
+        slope += item.slope(theta);
     }
     (mean / n, (slope / n).abs() * theta_se)
 }
@@ -250,6 +257,17 @@ impl ItemBank {
 
     pub fn len(&self) -> usize {
         self.by_key.len()
+    }
+
+    /// Every item, ordered by (benchmark, item_id).
+    pub fn items(&self) -> Vec<(Option<&str>, &str, FixedItem)> {
+        let mut all: Vec<(Option<&str>, &str, FixedItem)> = self
+            .by_key
+            .iter()
+            .map(|((b, i), item)| (b.as_deref(), i.as_str(), *item))
+            .collect();
+        all.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+        all
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,6 +13,7 @@ const ORDER: &[(&str, &str)] = &[
     ("irt_simulate", ""),
     ("irt_fit", ""),
     ("irt_abilities", ""),
+    ("irt_predict", ""),
     ("spearman_corr", ""),
     ("kendall_tau", ""),
     ("math_equal", ""),
