@@ -40,7 +40,14 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
+/// One output row: benchmark, model_id, ability, ability_se, n_responses, flag.
+pub type AbilityRow<'a> = (Option<&'a str>, &'a str, f64, f64, usize, Option<&'a str>);
+
+/// The function's batch from its rows (of a fit, or of scoring against fixed items).
+pub fn ability_batch<'a>(
+    schema: &SchemaRef,
+    rows: impl Iterator<Item = AbilityRow<'a>>,
+) -> Result<RecordBatch> {
     let (mut bench, mut model, mut flag) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -51,15 +58,13 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
         Float64Builder::new(),
         Int64Builder::new(),
     );
-    for f in fits {
-        for (id, a) in f.matrix.models.iter().zip(&f.fit.abilities) {
-            bench.append_option(f.benchmark.as_deref());
-            model.append_value(id);
-            ability.append_value(a.ability);
-            se.append_value(a.ability_se);
-            n.append_value(a.n_responses as i64);
-            flag.append_option(a.flag.map(Flag::name));
-        }
+    for (b, id, a, a_se, count, f) in rows {
+        bench.append_option(b);
+        model.append_value(id);
+        ability.append_value(a);
+        se.append_value(a_se);
+        n.append_value(count as i64);
+        flag.append_option(f);
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(bench.finish()),
@@ -70,6 +75,24 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
         Arc::new(flag.finish()),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
+    ability_batch(
+        schema,
+        fits.iter().flat_map(|f| {
+            f.matrix.models.iter().zip(&f.fit.abilities).map(|(id, a)| {
+                (
+                    f.benchmark.as_deref(),
+                    id.as_str(),
+                    a.ability,
+                    a.ability_se,
+                    a.n_responses,
+                    a.flag.map(Flag::name),
+                )
+            })
+        }),
+    )
 }
 
 #[derive(Debug, Default)]

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, AsArray, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -16,12 +14,13 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 
 use super::error::exec_error;
+use super::irt_abilities::ability_batch;
 use super::irt_source::{context, read_matrices};
 use super::lazy::{Job, LazyTable};
-use super::source::{check_source, is_table_name, source_frame};
+use super::source::{check_source_arg, source_frame};
 use super::string_arg;
 use crate::irt::scoring::{score_models, Estimator, FixedItem, ItemBank, ModelResponses};
-use crate::irt::IrtModel;
+use crate::irt::{Flag, IrtModel};
 
 /// The options of a linking call.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -89,17 +88,8 @@ impl LinkCall {
             }
         };
         let ctx = context(session)?;
-        for (what, s) in [("source", &source), ("items", &options.items)] {
-            if is_table_name(s) {
-                if !ctx.table_exist(s.as_str())? {
-                    return plan_err!(
-                        "{function}: no table named `{s}` ({what} is a table name or a query)"
-                    );
-                }
-            } else {
-                check_source(&ctx.state(), function, s)?;
-            }
-        }
+        check_source_arg(&ctx, function, "the source", &source)?;
+        check_source_arg(&ctx, function, "items", &options.items)?;
         Ok(Self {
             function,
             source,
@@ -167,42 +157,25 @@ impl LinkCall {
                 .await
                 .map_err(|e| datafusion::common::DataFusionError::External(Box::new(e)))?;
         let (scores, groups) = scores;
-        let (mut bench, mut model, mut flag) = (
-            StringBuilder::new(),
-            StringBuilder::new(),
-            StringBuilder::new(),
-        );
-        let (mut ability, mut se, mut n) = (
-            Float64Builder::new(),
-            Float64Builder::new(),
-            Int64Builder::new(),
-        );
-        for ((key, s), g) in keys.iter().zip(&scores).zip(&groups) {
-            bench.append_option(key.0.as_deref());
-            model.append_value(&key.1);
-            ability.append_value(s.ability);
-            se.append_value(s.ability_se);
-            n.append_value(g.responses.len() as i64);
+        let rows = keys.iter().zip(&scores).zip(&groups).map(|((key, s), g)| {
             let k = g.responses.iter().filter(|&&x| x).count();
-            flag.append_option(if k == g.responses.len() {
-                Some("all_correct")
+            let flag = if k == g.responses.len() {
+                Some(Flag::AllCorrect.name())
             } else if k == 0 {
-                Some("all_wrong")
+                Some(Flag::AllWrong.name())
             } else {
                 None
-            });
-        }
-        Ok(RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(bench.finish()),
-                Arc::new(model.finish()),
-                Arc::new(ability.finish()),
-                Arc::new(se.finish()),
-                Arc::new(n.finish()),
-                Arc::new(flag.finish()),
-            ],
-        )?)
+            };
+            (
+                key.0.as_deref(),
+                key.1.as_str(),
+                s.ability,
+                s.ability_se,
+                g.responses.len(),
+                flag,
+            )
+        });
+        ability_batch(schema, rows)
     }
 
     async fn read_items(&self, ctx: &SessionContext) -> Result<ItemBank> {

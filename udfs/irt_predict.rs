@@ -11,14 +11,14 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{plan_err, Result};
+use datafusion::common::Result;
 use datafusion::prelude::SessionContext;
 
 use super::error::exec_error;
 use super::irt_linking::read_item_bank;
 use super::irt_source::context;
 use super::lazy::{Job, LazyTable};
-use super::source::{check_source, is_table_name, source_frame};
+use super::source::{check_source_arg, source_frame};
 use super::{string_arg, TableFunctionDoc};
 
 pub const DOC: TableFunctionDoc = TableFunctionDoc {
@@ -57,18 +57,8 @@ impl TableFunctionImpl for IrtPredict {
         let abilities = string_arg(DOC.name, exprs, 0, "abilities")?;
         let items = string_arg(DOC.name, exprs, 1, "items")?;
         let ctx = context(args.session())?;
-        for (what, s) in [("abilities", &abilities), ("items", &items)] {
-            if is_table_name(s) {
-                if !ctx.table_exist(s.as_str())? {
-                    return plan_err!(
-                        "{}: no table named `{s}` ({what} is a table name or a query)",
-                        DOC.name
-                    );
-                }
-            } else {
-                check_source(&ctx.state(), DOC.name, s)?;
-            }
-        }
+        check_source_arg(&ctx, DOC.name, "abilities", &abilities)?;
+        check_source_arg(&ctx, DOC.name, "items", &items)?;
         let out = schema();
         Ok(Arc::new(LazyTable::new(
             out.clone(),

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 
 use super::error::{exec_error, plan_error};
 use super::lazy::{Job, LazyTable};
-use super::source::{check_source, is_table_name, source_frame};
+use super::source::{check_source_arg, source_frame};
 use super::string_arg;
 use futures::StreamExt;
 
@@ -65,16 +65,7 @@ impl IrtCall {
         let joint = typed.joint;
         // A bare name must be a known table now; a query must be read-only (it is planned
         // when it runs).
-        let ctx = context(session)?;
-        if is_table_name(&source) {
-            if !ctx.table_exist(source.as_str())? {
-                return plan_err!(
-                    "{function}: no table named `{source}` (the source is a table name or a query)"
-                );
-            }
-        } else {
-            check_source(&ctx.state(), function, &source)?;
-        }
+        check_source_arg(&context(session)?, function, "the source", &source)?;
         Ok(Self {
             function,
             source,

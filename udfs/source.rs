@@ -31,6 +31,25 @@ fn refused(function: &str, source: &str, why: &str) -> DataFusionError {
     ))
 }
 
+/// Checks a source argument when the query is planned: a bare name must be a table of the
+/// session, a query must be one read-only query. `what` names the argument in the message.
+pub(crate) fn check_source_arg(
+    ctx: &SessionContext,
+    function: &str,
+    what: &str,
+    source: &str,
+) -> Result<()> {
+    if is_table_name(source) {
+        if !ctx.table_exist(source)? {
+            return Err(DataFusionError::Plan(format!(
+                "{function}: no table named `{source}` ({what} is a table name or a query)"
+            )));
+        }
+        return Ok(());
+    }
+    check_source(&ctx.state(), function, source)
+}
+
 /// Checks that a query source is one read-only query; a table name passes.
 pub fn check_source(state: &SessionState, function: &str, source: &str) -> Result<()> {
     if is_table_name(source) {
