@@ -22,7 +22,7 @@ use super::items::ItemRecord;
 use super::lm_eval::{keep_latest, model_of};
 use super::options::{leaderboard_metric, Align, Format, IngestOptions};
 use super::responses::{parse_correct_number, Provenance};
-use super::sink::{files_bar, Sink};
+use super::sink::{read_files, Sink};
 use crate::checksum::bytes_checksum;
 
 /// One details file and what its name says.
@@ -86,34 +86,21 @@ struct Reference {
     by_task: HashMap<String, (String, String, Vec<String>)>,
 }
 
-/// Files parsed at once (in parallel), then merged in order.
-const CHUNK: usize = 64;
-
 /// Reads every details file under `root` into the sink: parsed in parallel, merged (and
-/// checked against the first model's rows) in file order.
+/// checked against the first model's rows) in file order ([`read_files`]).
 pub fn read(root: &Path, opts: &IngestOptions, sink: &mut Sink) -> Result<()> {
-    use rayon::prelude::*;
     let files = discover(root, opts)?;
-    let bar = files_bar(files.len(), "ingest");
     let mut reference = Reference::default();
-    for chunk in files.chunks(CHUNK) {
-        sink.check_cancelled()?;
-        // The items table is only read while the chunk is parsed; the merge writes to it.
-        let table = sink.items.as_deref();
-        let parsed: Vec<Result<DetailsOut>> = chunk
-            .par_iter()
-            .map(|file| {
-                let (benchmark, _) = opts.benchmark_of(&file.task);
-                read_file(file, opts, table.map(|t| t.ids_of(benchmark, &file.task)))
-            })
-            .collect();
-        for out in parsed {
-            out?.merge(opts, sink, &mut reference)?;
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    Ok(())
+    read_files(
+        &files,
+        sink,
+        |_| Ok(()),
+        |file, (), table| {
+            let (benchmark, _) = opts.benchmark_of(&file.task);
+            read_file(file, opts, table.map(|t| t.ids_of(benchmark, &file.task)))
+        },
+        |out, sink| out.merge(opts, sink, &mut reference),
+    )
 }
 
 /// One row's response.

@@ -20,7 +20,7 @@ use super::files::{files_with_extension, open_parquet};
 use super::items::{choices_of, question_of, value_text, ItemRecord};
 use super::options::{leaderboard_metric, Format, IngestOptions};
 use super::responses::{parse_correct_json, parse_correct_number, Provenance};
-use super::sink::{files_bar, Sink};
+use super::sink::{read_files, Sink};
 
 /// One per-sample file and what its path says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,47 +172,31 @@ pub fn discover(root: &Path, format: Format, opts: &IngestOptions) -> Result<Vec
     Ok(latest.into_values().collect())
 }
 
-/// Files parsed at once (in parallel), then merged into the sink in order: bounds what is
-/// held in memory and how late a cancellation is seen.
-const CHUNK: usize = 64;
-
-/// Reads every per-sample file under `root` into the sink. Files are parsed in parallel and
-/// merged in file order, so the outcome (rows, errors) is the same as a sequential read.
+/// Reads every per-sample file under `root` into the sink: parsed in parallel, merged in
+/// file order ([`read_files`]).
 pub fn read(root: &Path, format: Format, opts: &IngestOptions, sink: &mut Sink) -> Result<()> {
-    use rayon::prelude::*;
     let files = discover(root, format, opts)?;
-    let bar = files_bar(files.len(), "ingest");
     let mut shots = NShots::default();
-    for chunk in files.chunks(CHUNK) {
-        sink.check_cancelled()?;
-        let mut jobs = Vec::with_capacity(chunk.len());
-        for file in chunk {
+    read_files(
+        &files,
+        sink,
+        |file| {
             let n_shot = if opts.provenance {
                 shots.of(file)?
             } else {
                 None
             };
-            jobs.push((file, TaskInfo::new(file, format, opts, n_shot)));
-        }
-        // The items table is only read while the chunk is parsed; the merge writes to it.
-        let table = sink.items.as_deref();
-        let parsed: Vec<Result<FileOut>> = jobs
-            .into_par_iter()
-            .map(|(file, task)| {
-                let known = table.map(|t| t.ids_of(task.benchmark, &file.task));
-                match format {
-                    Format::LmEvalParquet => read_parquet_file(file, task, opts, known),
-                    _ => read_json_file(file, task, opts, known),
-                }
-            })
-            .collect();
-        for out in parsed {
-            out?.merge(sink)?;
-            bar.inc(1);
-        }
-    }
-    bar.finish_and_clear();
-    Ok(())
+            Ok(TaskInfo::new(file, format, opts, n_shot))
+        },
+        |file, task, table| {
+            let known = table.map(|t| t.ids_of(task.benchmark, &file.task));
+            match format {
+                Format::LmEvalParquet => read_parquet_file(file, task, opts, known),
+                _ => read_json_file(file, task, opts, known),
+            }
+        },
+        |out, sink| out.merge(sink),
+    )
 }
 
 /// What every row of one task file shares.
