@@ -1,10 +1,8 @@
 //! Joint maximum a posteriori (JML with weak normal priors): alternating Newton steps, one
 //! per model and one per item in each sweep, each half parallel over its rows with rayon.
 //!
-//! The 2PL item step is Fisher scoring on (log a, b), with z = a (theta - b):
-//! gradient (sum (y - p) z - alpha / s_a^2, -a sum (y - p) - b / s_b^2) and information
-//! [[sum w z^2 + 1/s_a^2, -a sum w z], [-a sum w z, a^2 sum w + 1/s_b^2]] with w = p (1 - p).
-//! Steps are capped at one logit so extreme items and models cannot overshoot. The loop stops
+//! The 2PL item step is Fisher scoring in slope-intercept form, on (log a, d) with
+//! z = a theta + d and priors on log a and d (see [`item_newton`]). Steps are capped at one logit so extreme items and models cannot overshoot. The loop stops
 //! when the log posterior changes by less than `tolerance` per response between sweeps. Every
 //! reduction is summed in a fixed order, so a fit is bit-identical from run to run.
 
@@ -133,6 +131,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
 /// The likelihood does not change when every theta and b move by the same amount (and, for
 /// 2PL, when theta and b are scaled by s and a by 1/s); only the priors pin these directions
 /// down, and alternating steps crawl along them. Jump to the prior's optimum along each.
+/// The 2PL priors are on d = -a b and log a: a shift c moves d by -a c, a scale leaves d.
 fn align_to_priors(
     theta: &mut [f64],
     items: &mut [(f64, f64)],
@@ -143,17 +142,19 @@ fn align_to_priors(
 ) {
     let (n_models, n_items) = (theta.len() as f64, items.len() as f64);
     let sum_theta: f64 = theta.iter().sum();
-    let sum_b: f64 = items.iter().map(|i| i.0).sum();
-    let shift = -(sum_theta / var_theta + sum_b / var_b) / (n_models / var_theta + n_items / var_b);
+    // Minimise sum (theta + c)^2 / var_theta + sum a^2 (b + c)^2 / var_b over c.
+    let slope = |alpha: f64| if two_pl { alpha.exp() } else { 1.0 };
+    let sum_ab: f64 = items.iter().map(|&(b, al)| slope(al).powi(2) * b).sum();
+    let sum_aa: f64 = items.iter().map(|&(_, al)| slope(al).powi(2)).sum();
+    let shift = -(sum_theta / var_theta + sum_ab / var_b) / (n_models / var_theta + sum_aa / var_b);
     theta.iter_mut().for_each(|t| *t += shift);
     items.iter_mut().for_each(|i| i.0 += shift);
     if !two_pl {
         return;
     }
     // f(u) = e^{2u} Q / 2 + sum (alpha - u)^2 / (2 var_alpha), u = log s, with
-    // Q = sum theta^2 / var_theta + sum b^2 / var_b; a few Newton steps find its minimum.
-    let q = theta.iter().map(|t| t * t).sum::<f64>() / var_theta
-        + items.iter().map(|i| i.0 * i.0).sum::<f64>() / var_b;
+    // Q = sum theta^2 / var_theta; a few Newton steps find its minimum.
+    let q = theta.iter().map(|t| t * t).sum::<f64>() / var_theta;
     let sum_alpha: f64 = items.iter().map(|i| i.1).sum();
     let mut u = 0.0f64;
     for _ in 0..20 {
@@ -206,12 +207,14 @@ fn log_prior(
 ) -> f64 {
     let normal = |x: f64, var: f64| -0.5 * x * x / var - 0.5 * (std::f64::consts::TAU * var).ln();
     let mut lp: f64 = theta.iter().map(|&t| normal(t, var_theta)).sum();
-    lp += items.iter().map(|&(b, _)| normal(b, var_b)).sum::<f64>();
     if two_pl {
+        // On the intercept d = -a b and on alpha = log a.
         lp += items
             .iter()
-            .map(|&(_, alpha)| normal(alpha, var_alpha))
+            .map(|&(b, alpha)| normal(-alpha.exp() * b, var_b) + normal(alpha, var_alpha))
             .sum::<f64>();
+    } else {
+        lp += items.iter().map(|&(b, _)| normal(b, var_b)).sum::<f64>();
     }
     lp
 }

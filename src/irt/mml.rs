@@ -10,7 +10,8 @@
 //! (Schilling and Bock 2005), so a handful of nodes integrates exactly what a fine grid would.
 //!
 //! 1PL: theta ~ N(0, sigma^2) with sigma estimated (a Rasch model with a free latent
-//! variance), logit = theta - b. 2PL: theta ~ N(0, 1), logit = a (theta - b).
+//! variance), logit = theta - b. 2PL: theta ~ N(0, 1), logit = a theta + d = a (theta - b),
+//! its item step in (log a, d) (see [`item_newton`]).
 //! Each iteration: E-step per model (its posterior over its nodes), then one Newton step per
 //! item on the expected complete-data log posterior (items carry the priors of
 //! [`super::Priors`], which keep items everyone got right or wrong finite), then sigma in
@@ -26,7 +27,8 @@ use rayon::prelude::*;
 use super::progress::Progress;
 use super::quadrature::NormalRule;
 use super::summary::{
-    abilities, all_item_sums, item_newton, item_params, Counts, ItemSums, LogTerms, MAX_NODES,
+    abilities, all_item_sums, item_newton, item_params, slope_intercept_step, Counts, ItemSums,
+    LogTerms, MAX_NODES,
 };
 use super::{Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
@@ -94,24 +96,22 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
         // M-step: one Newton step per item, then the latent spread (1PL).
         let at = Nodes::new(k, &nodes, &weights, two_pl);
-        let sums: Vec<ItemSums> = (0..m.n_items())
-            .into_par_iter()
-            .map(|i| {
-                if o.cancel.is_set() {
-                    return ItemSums::default();
-                }
-                item_node_sums(m, i, items[i], &at, two_pl)
-            })
-            .collect();
+        items.par_iter_mut().enumerate().for_each(|(i, item)| {
+            if o.cancel.is_set() {
+                return;
+            }
+            *item = if two_pl {
+                two_pl_m_step(m, i, *item, &at, var_b, var_alpha)
+            } else {
+                let s = item_node_sums(m, i, *item, &at, false);
+                item_newton(*item, &s, var_b, var_alpha, false).0
+            };
+        });
         if o.cancel.is_set() {
             return Err(IrtError::Cancelled {
                 iterations: iterations - 1,
             });
         }
-        items
-            .par_iter_mut()
-            .zip(&sums)
-            .for_each(|(item, s)| *item = item_newton(*item, s, var_b, var_alpha, two_pl).0);
         // The abilities' mean (and, for 2PL, spread) as a free parameter for a moment
         // (parameter expansion, Liu, Rubin and Wu 1998), then folded back into the items and
         // the node centres: the same model with the population at N(0, sigma^2). Plain EM
@@ -202,6 +202,11 @@ fn e_step(
     // e^b (1PL) so that e^-(theta - b) = e^-theta e^b; slopes a (2PL).
     let exp_b: Vec<f64> = items.iter().map(|&(b, _)| b.exp()).collect();
     let slopes: Vec<f64> = items.iter().map(|&(_, alpha)| alpha.exp()).collect();
+    let intercepts: Vec<f64> = items
+        .iter()
+        .zip(&slopes)
+        .map(|(&(b, _), a)| -a * b)
+        .collect();
     let per_model: Vec<f64> = centre
         .par_iter_mut()
         .zip(nodes.par_chunks_mut(k))
@@ -220,7 +225,7 @@ fn e_step(
                     - log_normal_density(x, 1.0)
                     + spread.ln();
             }
-            // log p(y | t) = (y - 1) z - log(1 + e^-z), z = a (t - b).
+            // log p(y | t) = (y - 1) z - log(1 + e^-z), z = a t + d (2PL), t - b (1PL).
             let mut logs = LogTerms::new(k);
             let mut linear = [0.0f64; MAX_NODES];
             let mut e_neg_t = [0.0f64; MAX_NODES];
@@ -230,9 +235,9 @@ fn e_step(
             m.for_model(j, |i, y| {
                 let miss = y as u8 as f64 - 1.0;
                 if two_pl {
-                    let (a, b) = (slopes[i], items[i].0);
+                    let (a, d) = (slopes[i], intercepts[i]);
                     for q in 0..k {
-                        let z = a * (t[q] - b);
+                        let z = a * t[q] + d;
                         linear[q] += miss * z;
                         logs.add(q, (-z).exp(), z);
                     }
@@ -299,7 +304,7 @@ fn item_node_sums(
 ) -> ItemSums {
     let k = nodes.k;
     let a = if two_pl { alpha.exp() } else { 1.0 };
-    let exp_b = b.exp();
+    let (d, exp_b) = (-a * b, b.exp());
     let mut s = ItemSums::default();
     m.for_item(i, |j, y| {
         let (t, w) = (
@@ -308,7 +313,8 @@ fn item_node_sums(
         );
         let yf = y as u8 as f64;
         for q in 0..k {
-            let z = a * (t[q] - b);
+            let x = a * t[q];
+            let z = x + d;
             let e = if two_pl {
                 (-z).exp()
             } else {
@@ -317,14 +323,67 @@ fn item_node_sums(
             let p = 1.0 / (1.0 + e);
             let r = w[q] * (yf - p);
             let info = w[q] * p * (1.0 - p);
+            if two_pl {
+                // log p(y | z) = (y - 1) z - log(1 + e^-z), overflow-safe.
+                let softplus = if e.is_finite() { e.ln_1p() } else { -z };
+                s.log_lik += w[q] * ((yf - 1.0) * z - softplus);
+            }
             s.resid += r;
-            s.resid_z += r * z;
+            s.resid_x += r * x;
             s.w += info;
-            s.wz += info * z;
-            s.wzz += info * z * z;
+            s.wx += info * x;
+            s.wxx += info * x * x;
         }
     });
     s
+}
+
+/// Most Fisher-scoring steps per item and EM iteration (2PL), and the step size below which
+/// an item's M-step is done.
+const MAX_NEWTON: usize = 5;
+const NEWTON_TOL: f64 = 1e-8;
+/// Step halvings before a step that cannot raise the item's posterior is given up.
+const MAX_HALVINGS: usize = 30;
+
+/// The 2PL M-step of item `i`: Fisher-scoring steps in (log a, d) on its expected
+/// complete-data log posterior at this E-step's nodes, each halved until that posterior does
+/// not fall. A single unguarded Newton step can overshoot on items with a large slope, and EM
+/// then oscillates instead of climbing; with the guard every iteration raises the objective.
+fn two_pl_m_step(
+    m: &ResponseMatrix,
+    i: usize,
+    start: (f64, f64),
+    at: &Nodes,
+    var_b: f64,
+    var_alpha: f64,
+) -> (f64, f64) {
+    let value =
+        |item: (f64, f64), s: &ItemSums| s.log_lik + item_log_prior(item, var_b, var_alpha, true);
+    let mut item = start;
+    let mut sums = item_node_sums(m, i, item, at, true);
+    let mut best = value(item, &sums);
+    for _ in 0..MAX_NEWTON {
+        let step = slope_intercept_step(item, &sums, var_b, var_alpha);
+        if step.size() < NEWTON_TOL {
+            break;
+        }
+        let mut fraction = 1.0;
+        let mut moved = false;
+        for _ in 0..MAX_HALVINGS {
+            let trial = step.at(fraction);
+            let s = item_node_sums(m, i, trial, at, true);
+            let v = value(trial, &s);
+            if v >= best {
+                (item, sums, best, moved) = (trial, s, v, true);
+                break;
+            }
+            fraction *= 0.5;
+        }
+        if !moved || step.size() * fraction < NEWTON_TOL {
+            break;
+        }
+    }
+    item
 }
 
 /// Turns log weights into probabilities in place; returns the log of their sum.
@@ -342,14 +401,19 @@ fn normalize_log(post: &mut [f64]) -> f64 {
 fn log_prior(items: &[(f64, f64)], var_b: f64, var_alpha: f64, two_pl: bool) -> f64 {
     items
         .iter()
-        .map(|&(b, alpha)| {
-            let mut lp = -0.5 * b * b / var_b;
-            if two_pl {
-                lp -= 0.5 * alpha * alpha / var_alpha;
-            }
-            lp
-        })
+        .map(|&item| item_log_prior(item, var_b, var_alpha, two_pl))
         .sum()
+}
+
+/// The log prior of one item, up to a constant. The 2PL priors are on the intercept
+/// d = -a b and on alpha = log a.
+fn item_log_prior((b, alpha): (f64, f64), var_b: f64, var_alpha: f64, two_pl: bool) -> f64 {
+    if two_pl {
+        let d = -alpha.exp() * b;
+        -0.5 * d * d / var_b - 0.5 * alpha * alpha / var_alpha
+    } else {
+        -0.5 * b * b / var_b
+    }
 }
 
 #[cfg(test)]
@@ -401,7 +465,10 @@ mod tests {
         let log_prior: f64 = f
             .items
             .iter()
-            .map(|i| -0.5 * i.difficulty.powi(2) / 9.0 - 0.5 * i.discrimination.ln().powi(2))
+            .map(|i| {
+                let d = -i.discrimination * i.difficulty;
+                -0.5 * d * d / 9.0 - 0.5 * i.discrimination.ln().powi(2)
+            })
             .sum();
         let diff = (f.objective - (log_marginal + log_prior)).abs();
         assert!(
@@ -474,6 +541,38 @@ mod tests {
             assert_eq!(lonely.flag, Some(crate::irt::Flag::FewResponses));
             assert!(lonely.ability.is_finite() && lonely.ability_se.is_finite());
         }
+    }
+
+    /// An item answered at random (right 80% of the time whatever the ability) has no
+    /// discrimination: in slope-intercept form its intercept is pinned down and the fit
+    /// converges with a small slope and finite estimates, instead of b running away.
+    #[test]
+    fn a_non_discriminating_item_converges() {
+        let mut b = MatrixBuilder::new();
+        let mut state = 12345u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for j in 0..400 {
+            let theta = -2.0 + 4.0 * j as f64 / 399.0;
+            for i in 0..20 {
+                let p = crate::irt::sigmoid(1.5 * (theta - (-1.5 + 3.0 * i as f64 / 19.0)));
+                b.push(&format!("m{j:03}"), &format!("i{i:02}"), uniform() < p);
+            }
+            b.push(&format!("m{j:03}"), "random", uniform() < 0.8);
+        }
+        let f = fit_matrix(&b.build_ref("t"), &options(IrtModel::TwoPl)).unwrap();
+        assert!(f.converged, "{} iterations", f.iterations);
+        let random = f.items.last().unwrap();
+        assert!(random.discrimination < 0.5, "{random:?}");
+        // Its intercept is the logit of 0.8 (or near it): d = -a b.
+        let d = -random.discrimination * random.difficulty;
+        assert!((d - 4f64.ln()).abs() < 0.3, "d {d}");
+        let a: Vec<f64> = f.items[..20].iter().map(|i| i.discrimination).collect();
+        assert!(a.iter().all(|&a| a > 0.8 && a < 3.0), "{a:?}");
     }
 
     #[test]

@@ -64,10 +64,12 @@ fn logit(p: f64) -> f64 {
 pub(super) struct ItemSums {
     pub log_lik: f64,
     pub resid: f64,
-    pub resid_z: f64,
+    /// The slope's sums (2PL): x = a theta, the part of the logit z = x + d that the slope
+    /// moves; sum r x, sum w x, sum w x^2 with r = y - p, w = p (1 - p).
+    pub resid_x: f64,
     pub w: f64,
-    pub wz: f64,
-    pub wzz: f64,
+    pub wx: f64,
+    pub wxx: f64,
     pub sq_resid: f64,
     pub sq_std_resid: f64,
     pub n: usize,
@@ -120,11 +122,13 @@ fn sparse_item_sums(
     two_pl: bool,
 ) -> ItemSums {
     let mut s = ItemSums::default();
+    let d = -a * b;
     // sum log(1 + e^-z) as the log of a running product: one logarithm per ~20 responses
     // instead of one each (the product is folded into the sum before it could overflow).
     let (mut product, mut log_sum) = (1.0f64, 0.0f64);
     m.for_item(i, |j, y| {
-        let z = a * (theta[j] - b);
+        let x = a * theta[j];
+        let z = x + d;
         // One exponential (for 1PL, a product) serves the probability and the log
         // likelihood: y z - log(1 + e^z) = (y - 1) z - log(1 + e^-z).
         let e = if two_pl {
@@ -148,10 +152,10 @@ fn sparse_item_sums(
         }
         s.log_lik += (yf - 1.0) * z;
         s.resid += r;
-        s.resid_z += r * z;
+        s.resid_x += r * x;
         s.w += w;
-        s.wz += w * z;
-        s.wzz += w * z * z;
+        s.wx += w * x;
+        s.wxx += w * x * x;
         s.sq_resid += r * r;
         s.sq_std_resid += r * r / w.max(1e-300);
         s.n += 1;
@@ -190,9 +194,6 @@ fn dense_item_sums<const FULL: bool>(
         s.resid += observed * r;
         s.w += observed * w;
         if FULL {
-            s.resid_z += observed * r * z;
-            s.wz += observed * w * z;
-            s.wzz += observed * w * z * z;
             s.sq_resid += observed * r * r;
             s.sq_std_resid += observed * r * r / w.max(1e-300);
             s.n += (y != MISSING) as usize;
@@ -215,10 +216,7 @@ fn dense_item_sums<const FULL: bool>(
         let s = &lane[k];
         total.log_lik += s.log_lik - (log_sum[k] + product[k].ln());
         total.resid += s.resid;
-        total.resid_z += s.resid_z;
         total.w += s.w;
-        total.wz += s.wz;
-        total.wzz += s.wzz;
         total.sq_resid += s.sq_resid;
         total.sq_std_resid += s.sq_std_resid;
         total.n += s.n;
@@ -401,10 +399,21 @@ pub(super) fn ability_information(
 /// Largest change of a parameter in one Newton step, so extreme items cannot overshoot.
 pub(super) const MAX_STEP: f64 = 1.0;
 
-/// One Newton (Fisher scoring) step on an item's log posterior from its sums: for 1PL on b,
-/// for 2PL on (log a, b) with z = a (theta - b): gradient (sum r z - alpha / s_a^2,
-/// -a sum r - b / s_b^2), information [[sum w z^2 + 1/s_a^2, -a sum w z], [., a^2 sum w + 1/s_b^2]].
-/// Returns the new (b, log a) and the standard error of b from that information.
+/// One Newton (Fisher scoring) step on an item's log posterior from its sums, with the step
+/// of each coordinate capped at [`MAX_STEP`]. Returns the new (b, log a) and the standard
+/// error of b.
+///
+/// 1PL: on b, the prior b ~ N(0, var_b).
+///
+/// 2PL: in slope-intercept form, z = a theta + d with a = e^alpha, on (alpha, d), the priors
+/// alpha ~ N(0, var_alpha) (a lognormal slope, so a > 0) and d ~ N(0, var_b) (at a = 1 the
+/// 1PL prior on b = -d). Why not on (alpha, b): an item that barely discriminates (a near 0)
+/// has a well-determined intercept but a difficulty b = -d / a that the likelihood hardly
+/// pins down, so steps in b crawl and bounce for hundreds of iterations; in (alpha, d) the
+/// log likelihood is concave in d and nearly so in alpha. Gradient (sum r x - alpha /
+/// var_alpha, sum r - d / var_b) and information [[sum w x^2 + 1/var_alpha, sum w x],
+/// [sum w x, sum w + 1/var_b]] with x = a theta. The standard error of b = -d / a is the
+/// delta method's, from the inverse of that information.
 pub(super) fn item_newton(
     (b, alpha): (f64, f64),
     s: &ItemSums,
@@ -420,21 +429,52 @@ pub(super) fn item_newton(
             1.0 / info.sqrt(),
         );
     }
+    let step = slope_intercept_step((b, alpha), s, var_b, var_alpha);
+    (step.at(1.0), step.difficulty_se)
+}
+
+/// A 2PL Fisher-scoring step in (alpha, d) from (b, alpha) (see [`item_newton`]), each
+/// coordinate capped at [`MAX_STEP`]; [`Self::at`] walks a fraction of it (step halving).
+pub(super) struct SlopeInterceptStep {
+    pub alpha: f64,
+    pub d: f64,
+    pub d_alpha: f64,
+    pub d_d: f64,
+    /// Of b at the step's origin.
+    pub difficulty_se: f64,
+}
+
+impl SlopeInterceptStep {
+    /// (b, alpha) a fraction `t` of the way along the step.
+    pub fn at(&self, t: f64) -> (f64, f64) {
+        let alpha = self.alpha + t * self.d_alpha;
+        (-(self.d + t * self.d_d) * (-alpha).exp(), alpha)
+    }
+
+    /// The largest change of a coordinate over the whole step.
+    pub fn size(&self) -> f64 {
+        self.d_alpha.abs().max(self.d_d.abs())
+    }
+}
+
+pub(super) fn slope_intercept_step(
+    (b, alpha): (f64, f64),
+    s: &ItemSums,
+    var_b: f64,
+    var_alpha: f64,
+) -> SlopeInterceptStep {
     let a = alpha.exp();
-    let (g_alpha, g_b) = (s.resid_z - alpha / var_alpha, -a * s.resid - b / var_b);
-    let (i_aa, i_bb, i_ab) = (
-        s.wzz + 1.0 / var_alpha,
-        a * a * s.w + 1.0 / var_b,
-        -a * s.wz,
-    );
-    let det = i_aa * i_bb - i_ab * i_ab;
-    let d_alpha = (i_bb * g_alpha - i_ab * g_b) / det;
-    let d_b = (i_aa * g_b - i_ab * g_alpha) / det;
-    (
-        (
-            b + d_b.clamp(-MAX_STEP, MAX_STEP),
-            alpha + d_alpha.clamp(-MAX_STEP, MAX_STEP),
-        ),
-        (i_aa / det).sqrt(),
-    )
+    let d = -a * b;
+    let (g_alpha, g_d) = (s.resid_x - alpha / var_alpha, s.resid - d / var_b);
+    let (i_aa, i_dd, i_ad) = (s.wxx + 1.0 / var_alpha, s.w + 1.0 / var_b, s.wx);
+    let det = i_aa * i_dd - i_ad * i_ad;
+    // b = -d e^-alpha: db/dalpha = -b, db/dd = -1/a.
+    let var_b_hat = (b * b * i_dd - 2.0 * b / a * i_ad + i_aa / (a * a)) / det;
+    SlopeInterceptStep {
+        alpha,
+        d,
+        d_alpha: ((i_dd * g_alpha - i_ad * g_d) / det).clamp(-MAX_STEP, MAX_STEP),
+        d_d: ((i_aa * g_d - i_ad * g_alpha) / det).clamp(-MAX_STEP, MAX_STEP),
+        difficulty_se: var_b_hat.sqrt(),
+    }
 }
