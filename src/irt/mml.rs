@@ -12,8 +12,9 @@
 //! 1PL: theta ~ N(0, sigma^2) with sigma estimated (a Rasch model with a free latent
 //! variance), logit = theta - b. 2PL: theta ~ N(0, 1), logit = a theta + d = a (theta - b),
 //! its item step in (log a, d) (see [`item_newton`]).
-//! Each iteration: E-step per model (its posterior over its nodes), then one Newton step per
-//! item on the expected complete-data log posterior (items carry the priors of
+//! Each iteration: E-step per model (its posterior over its nodes), then per item one Newton
+//! step (1PL) or a few step-halved Fisher-scoring steps (2PL, [`two_pl_m_step`]) on the
+//! expected complete-data log posterior (items carry the priors of
 //! [`super::Priors`], which keep items everyone got right or wrong finite), then sigma in
 //! closed form. The stationary point is the marginal posterior mode, as with a full M-step.
 //! Stops when the log marginal likelihood plus log prior changes by less than `tolerance`
@@ -94,7 +95,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             });
         }
         let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
-        // M-step: one Newton step per item, then the latent spread (1PL).
+        // M-step: the items (see the module's doc), then the latent spread (1PL).
         let at = Nodes::new(k, &nodes, &weights, two_pl);
         items.par_iter_mut().enumerate().for_each(|(i, item)| {
             if o.cancel.is_set() {
@@ -549,13 +550,9 @@ mod tests {
     #[test]
     fn a_non_discriminating_item_converges() {
         let mut b = MatrixBuilder::new();
-        let mut state = 12345u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut uniform = || rng.random::<f64>();
         for j in 0..400 {
             let theta = -2.0 + 4.0 * j as f64 / 399.0;
             for i in 0..20 {
