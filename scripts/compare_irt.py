@@ -2,12 +2,18 @@
 
     python compare_irt.py pyirt  RESPONSES.parquet OUT.parquet --priors vague|hierarchical [--seed S]
     python compare_irt.py girth  RESPONSES.parquet OUT.parquet
+    python compare_irt.py girth2pl RESPONSES.parquet OUT.parquet
     python compare_irt.py report TRUTH_OR_REFERENCE.parquet FIT.parquet [FIT.parquet ...]
+    python compare_irt.py report2pl REFERENCE.parquet FIT.parquet [FIT.parquet ...]
 
 RESPONSES has columns model_id, item_id, correct and optionally benchmark; every benchmark is
 fitted on its own. OUT gets benchmark, item_id, difficulty, seconds (the fit alone, this
 benchmark). `report` prints, per fit file and benchmark, Spearman and ten-bin agreement of
 its difficulties with the first file's column `difficulty` (or `true_difficulty`).
+`girth2pl` fits girth's twopl_mml (OUT adds discrimination and p_correct); `report2pl` prints,
+per benchmark, the rank agreement of difficulties and discriminations on the items whose share
+correct lies in [0.02, 0.98], the fits' largest discrimination and how many items discriminate
+hardly at all (a < 0.1).
 """
 
 import argparse
@@ -25,6 +31,10 @@ def by_benchmark(path):
     names = table.column_names
     if "benchmark" not in names:
         table = table.append_column("benchmark", pa.array([""] * table.num_rows))
+    # DataFusion writes string views, which pyarrow's compute kernels do not all take.
+    for ix, field in enumerate(table.schema):
+        if pa.types.is_string_view(field.type):
+            table = table.set_column(ix, field.name, table.column(ix).cast(pa.string()))
     bench = table.column("benchmark").to_pylist()
     for b in sorted(set(bench)):
         part = table.filter(pc.equal(table.column("benchmark"), b))
@@ -34,18 +44,28 @@ def by_benchmark(path):
         yield b, models, items, correct
 
 
-def write(out, rows):
-    pq.write_table(
-        pa.table(
-            {
-                "benchmark": [r[0] for r in rows],
-                "item_id": [r[1] for r in rows],
-                "difficulty": [float(r[2]) for r in rows],
-                "seconds": [float(r[3]) for r in rows],
-            }
-        ),
-        out,
-    )
+def write(out, rows, extra=()):
+    """rows: (benchmark, item_id, difficulty, seconds, *extra values); extra names those values."""
+    columns = {
+        "benchmark": [r[0] for r in rows],
+        "item_id": [r[1] for r in rows],
+        "difficulty": [float(r[2]) for r in rows],
+        "seconds": [float(r[3]) for r in rows],
+    }
+    for k, name in enumerate(extra):
+        columns[name] = [float(r[4 + k]) for r in rows]
+    pq.write_table(pa.table(columns), out)
+
+
+def girth_matrix(models, items, correct):
+    """girth's items x subjects layout, missing responses tagged as girth expects."""
+    from girth import tag_missing_data
+
+    model_ix = {m: k for k, m in enumerate(sorted(set(models)))}
+    item_ix = {i: k for k, i in enumerate(sorted(set(items)))}
+    data = np.full((len(item_ix), len(model_ix)), 99, dtype=np.int32)
+    data[[item_ix[i] for i in items], [model_ix[m] for m in models]] = correct
+    return tag_missing_data(data, [0, 1]), sorted(item_ix, key=item_ix.get)
 
 
 def fit_pyirt(args):
@@ -87,22 +107,34 @@ def fit_girth(args):
 
     rows = []
     for bench, models, items, correct in by_benchmark(args.responses):
-        model_ix = {m: k for k, m in enumerate(sorted(set(models)))}
-        item_ix = {i: k for k, i in enumerate(sorted(set(items)))}
-        # girth takes items x subjects with a mask value for missing responses.
-        data = np.full((len(item_ix), len(model_ix)), 99, dtype=np.int32)
-        data[[item_ix[i] for i in items], [model_ix[m] for m in models]] = correct
         started = time.perf_counter()
-        from girth import tag_missing_data
-
-        data = tag_missing_data(data, [0, 1])
+        data, names = girth_matrix(models, items, correct)
         result = rasch_mml(data)
         seconds = time.perf_counter() - started
-        names = sorted(item_ix, key=item_ix.get)
         for name, b in zip(names, result["Difficulty"]):
             rows.append((bench, name, b, seconds))
         print(f"girth rasch_mml {bench or '(one benchmark)'}: {seconds:.1f} s", file=sys.stderr)
     write(args.out, rows)
+
+
+def fit_girth_2pl(args):
+    from girth import twopl_mml
+
+    rows = []
+    for bench, models, items, correct in by_benchmark(args.responses):
+        started = time.perf_counter()
+        data, names = girth_matrix(models, items, correct)
+        result = twopl_mml(data)
+        seconds = time.perf_counter() - started
+        share = {}
+        for i, y in zip(items, correct):
+            n, k = share.get(i, (0, 0))
+            share[i] = (n + 1, k + int(y))
+        for name, b, a in zip(names, result["Difficulty"], result["Discrimination"]):
+            n, k = share[name]
+            rows.append((bench, name, b, seconds, a, k / n))
+        print(f"girth twopl_mml {bench or '(one benchmark)'}: {seconds:.1f} s", file=sys.stderr)
+    write(args.out, rows, extra=("discrimination", "p_correct"))
 
 
 def ranks(x):
@@ -155,6 +187,50 @@ def report(args):
             print(f"| {path} | {bench or '-'} | {len(common)} | {rho:.5f} | {agree:.3f} |")
 
 
+def spearman(x, y):
+    return float(np.corrcoef(ranks(np.asarray(x)), ranks(np.asarray(y)))[0, 1])
+
+
+def report2pl(args):
+    def load(path):
+        t = pq.read_table(path).to_pandas()
+        if "benchmark" not in t.columns:
+            t["benchmark"] = ""
+        t["item_id"] = t["item_id"].astype(str)
+        return {b: part.set_index("item_id") for b, part in t.groupby("benchmark")}
+
+    # girth bounds its discriminations to [0.2, 5] (scipy's fminbound, to within 1e-5): items
+    # at a bound tie in its ranks, and an item at the lower bound has a difficulty the data
+    # hardly pin down (b = -d / a with a near 0).
+    lo, hi = 0.2 + 1e-3, 5.0 - 1e-3
+    reference = load(args.reference)
+    print(
+        "| fit | benchmark | in [0.02, 0.98] | spearman b | spearman b, a >= 0.2 in both | spearman a "
+        "| spearman a, girth's a inside its bounds | max a | a < 0.1 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in args.fits:
+        fit = load(path)
+        for bench, ref in sorted(reference.items()):
+            est = fit.get(bench)
+            if est is None:
+                continue
+            common = ref.index.intersection(est.index)
+            r, e = ref.loc[common], est.loc[common]
+            band = (r["p_correct"] >= 0.02) & (r["p_correct"] <= 0.98)
+            sloped = band & (r["discrimination"] >= lo) & (e["discrimination"] >= 0.2)
+            inside = band & (r["discrimination"] > lo) & (r["discrimination"] < hi)
+
+            def rho(column, mask):
+                return f"{spearman(e[column][mask], r[column][mask]):.4f} ({int(mask.sum())})"
+
+            print(
+                f"| {path.rsplit('/', 1)[-1]} | {bench or '-'} | {int(band.sum())} | {rho('difficulty', band)} "
+                f"| {rho('difficulty', sloped)} | {rho('discrimination', band)} | {rho('discrimination', inside)} "
+                f"| {e['discrimination'].max():.2f} | {int((e['discrimination'] < 0.1).sum())} |"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +245,14 @@ def main():
     g.add_argument("responses")
     g.add_argument("out")
     g.set_defaults(run=fit_girth)
+    g2 = sub.add_parser("girth2pl")
+    g2.add_argument("responses")
+    g2.add_argument("out")
+    g2.set_defaults(run=fit_girth_2pl)
+    r2 = sub.add_parser("report2pl")
+    r2.add_argument("reference")
+    r2.add_argument("fits", nargs="+")
+    r2.set_defaults(run=report2pl)
     r = sub.add_parser("report")
     r.add_argument("reference")
     r.add_argument("fits", nargs="+")

@@ -61,8 +61,8 @@ impl FitSpec {
     }
 }
 
-/// The default cases: the two scales by every 1PL method, the 2PL fits, and the real
-/// oll_v1 benchmarks by every 1PL method.
+/// The default cases: the two scales by every 1PL method, the 2PL fits, 3PL and 4PL at
+/// the smaller scale, and the real oll_v1 benchmarks by every 1PL method and both 2PL ones.
 pub fn default_cases(real: Option<&Path>) -> Vec<(Case, FitSpec)> {
     let sim = |n_items: usize, model: IrtModel| Case::Simulated {
         n_models: 4500,
@@ -81,6 +81,9 @@ pub fn default_cases(real: Option<&Path>) -> Vec<(Case, FitSpec)> {
             cases.push((sim(n_items, two), FitSpec::new(two, method)));
         }
     }
+    for model in [IrtModel::ThreePl, IrtModel::FourPl] {
+        cases.push((sim(1319, model), FitSpec::new(model, Method::Mml)));
+    }
     if let Some(p) = real {
         let real = Case::Real {
             path: p.to_path_buf(),
@@ -88,7 +91,9 @@ pub fn default_cases(real: Option<&Path>) -> Vec<(Case, FitSpec)> {
         cases.push((real.clone(), FitSpec::new(one, Method::Jml)));
         cases.push((real.clone(), FitSpec::new(one, Method::Vi)));
         cases.push((real.clone(), FitSpec::new(one, Method::Vi).hierarchical()));
-        cases.push((real, FitSpec::new(one, Method::Mml)));
+        cases.push((real.clone(), FitSpec::new(one, Method::Mml)));
+        cases.push((real.clone(), FitSpec::new(two, Method::Jml)));
+        cases.push((real, FitSpec::new(two, Method::Mml)));
     }
     cases
 }

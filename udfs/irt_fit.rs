@@ -18,19 +18,25 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_fit",
     syntax: "irt_fit(source, model, method [, options])",
     description: "Fits an item response model to responses and returns one row per item: benchmark, item_id, \
-difficulty (b; higher is harder), discrimination (a; 1 for 1PL), difficulty_se, n_responses, p_correct, infit, \
-outfit, flag ('all_correct' / 'all_wrong' where the estimate comes from the prior), and the fit's log_likelihood \
+difficulty (b; higher is harder), discrimination (a; 1 for 1PL), guessing (the floor g; 0 but for 3PL/4PL), \
+upper (the upper asymptote u; 1 but for 4PL), difficulty_se, n_responses, p_correct, infit, \
+outfit, flag ('all_correct' / 'all_wrong' where the estimate comes from the prior, 'max_discrimination' where a 2PL \
+slope reached its bound), and the fit's log_likelihood \
 (at the point estimates), objective (what the method maximises: log posterior, ELBO or log marginal likelihood), \
 iterations and converged. source is a table name or a query with columns model_id, item_id, correct \
 (boolean or 0/1) and optionally benchmark; each benchmark is fitted separately unless options say joint. \
-model is '1pl' or '2pl'. method is 'jml' (joint maximum a posteriori with weak normal priors, alternating \
+model is '1pl', '2pl', '3pl' or '4pl' (p = g + (u - g) sigmoid(a (theta - b)); 3PL and 4PL by 'mml' only). method is 'jml' (joint maximum a posteriori with weak normal priors, alternating \
 Newton steps; the fast default), 'vi' (mean-field variational inference for py-irt's 1PL model, the paper's tool: \
 posterior means and standard deviations, by coordinate ascent with Gauss-Hermite expectations, so converged and \
 reproducible where py-irt's sampled gradients are not) or 'mml' (marginal maximum likelihood by EM with adaptive \
 Gauss-Hermite quadrature, EAP abilities; 1PL estimates the abilities' spread). Every method is deterministic. \
 options is a JSON object: priors ('weak': the default of jml and mml; 'vague': py-irt's default and vi's, \
 theta ~ N(0, 1), b ~ N(0, 1000^2); 'hierarchical': py-irt's hierarchical priors, vi only), ability_sd (1), \
-difficulty_sd (3), log_discrimination_sd (1), tolerance (1e-9, change of the objective per response that stops \
+difficulty_sd (3), log_discrimination_sd (1), max_discrimination (20: the largest 2PL slope; items stopped there \
+are flagged 'max_discrimination'), guessing (3PL/4PL: true; false fixes g = 0, which with '4pl' is py-irt's 4pl, \
+u sigmoid(a (theta - b))), guessing_prior ([2, 8]: Beta shapes of g), upper_prior ([8, 2]: of u; an asymptote with fewer \
+than 20 expected responses below or above the item's slope rests on its prior and is flagged 'guessing_from_prior' \
+or 'upper_from_prior'), tolerance (1e-9, change of the objective per response that stops \
 the fit), max_iter (500), threads, min_responses (5), quadrature_points (vi: 7 per expectation; mml: 7 per model), \
 joint (false), seed (accepted; no method samples).",
     example: "SELECT item_id, difficulty FROM irt_fit('responses', '1pl', 'vi', '{\"priors\": \"hierarchical\"}') WHERE benchmark = 'gsm8k';",
@@ -42,6 +48,8 @@ pub fn schema() -> SchemaRef {
         Field::new("item_id", DataType::Utf8, false),
         Field::new("difficulty", DataType::Float64, false),
         Field::new("discrimination", DataType::Float64, false),
+        Field::new("guessing", DataType::Float64, false),
+        Field::new("upper", DataType::Float64, false),
         Field::new("difficulty_se", DataType::Float64, false),
         Field::new("n_responses", DataType::Int64, false),
         Field::new("p_correct", DataType::Float64, false),
@@ -83,6 +91,8 @@ fn output(schema: &SchemaRef, fits: &[BenchmarkFit]) -> Result<RecordBatch> {
         )),
         float(|_, p| p.difficulty),
         float(|_, p| p.discrimination),
+        float(|_, p| p.guessing),
+        float(|_, p| p.upper),
         float(|_, p| p.difficulty_se),
         Arc::new(Int64Array::from_iter_values(
             rows.iter().map(|(_, _, _, p)| p.n_responses as i64),

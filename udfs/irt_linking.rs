@@ -63,6 +63,15 @@ impl LinkCall {
         let source = string_arg(function, exprs, 0, "source")?;
         let model = IrtModel::parse(&string_arg(function, exprs, 1, "model")?)
             .map_err(|e| super::error::plan_error(function, e))?;
+        if model.has_asymptotes() {
+            return plan_err!(
+                "{function}: scoring against fixed items (the option items) takes the model \
+                 '1pl' or '2pl', not '{}'; for 3PL/4PL abilities fit the responses with \
+                 irt_abilities(source, '{}', 'mml')",
+                model.name(),
+                model.name()
+            );
+        }
         let options: LinkOptions =
             crate::options::parse(&string_arg(function, exprs, 3, "options")?)
                 .map_err(|e| super::error::plan_error(function, e))?;

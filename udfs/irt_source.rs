@@ -98,6 +98,7 @@ impl IrtCall {
         if let Ok(fits) = &out {
             for f in fits {
                 warn_unconverged(self.function, f, &self.options);
+                note_flags(self.function, f, &self.options);
             }
         }
         out
@@ -170,6 +171,39 @@ fn warn_unconverged(function: &str, f: &BenchmarkFit, options: &FitOptions) {
         message.push_str("; raise max_iter or tolerance");
     }
     eprintln!("{message}");
+}
+
+/// Items whose estimates lean on a bound or a prior, counted on stderr so a user reading only
+/// the numbers learns that the flag column has something to say.
+fn note_flags(function: &str, f: &BenchmarkFit, options: &FitOptions) {
+    let name = f.benchmark.as_deref().unwrap_or("the source");
+    let count = |flag: Flag| f.fit.items.iter().filter(|i| i.flag == Some(flag)).count();
+    let notes = [
+        (
+            Flag::MaxDiscrimination,
+            format!(
+                "reached the bound max_discrimination = {}",
+                options.priors.max_discrimination
+            ),
+        ),
+        (
+            Flag::GuessingFromPrior,
+            "have a guessing floor set by its prior (too few responses below the item)".into(),
+        ),
+        (
+            Flag::UpperFromPrior,
+            "have an upper asymptote set by its prior (too few responses above the item)".into(),
+        ),
+    ];
+    for (flag, what) in notes {
+        let n = count(flag);
+        if n > 0 {
+            eprintln!(
+                "{function}: note: {n} item(s) of {name} {what} (flag {})",
+                flag.name()
+            );
+        }
+    }
 }
 
 /// Turns fits into the function's output batch.

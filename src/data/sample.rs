@@ -89,7 +89,7 @@ pub fn generate(spec: SampleSpec) -> Sample {
         let model = format!("sample-org/model-{m:04}");
         for (bench, item, _, _, b) in &item_rows {
             let missing = rng.random::<f64>() < spec.missing_fraction;
-            let p = crate::irt::probability(*theta, *b, 1.0, 0.0);
+            let p = crate::irt::probability(*theta, *b, 1.0, 0.0, 1.0);
             let correct = rng.random::<f64>() < p;
             if !missing {
                 n += 1;

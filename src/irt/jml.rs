@@ -14,18 +14,15 @@ use super::matrix::MISSING;
 use super::progress::Progress;
 use super::summary::{
     abilities, ability_information, all_item_sums, item_newton, item_params, item_step_sums,
-    Counts, ItemSums, MAX_STEP,
+    slope_intercept_step, Counts, ItemPrior, ItemSums, MAX_STEP,
 };
 use super::{sigmoid, Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let n_items = m.n_items();
     let pr = o.priors;
-    let (var_theta, var_b, var_alpha) = (
-        pr.ability_sd * pr.ability_sd,
-        pr.difficulty_sd * pr.difficulty_sd,
-        pr.log_discrimination_sd * pr.log_discrimination_sd,
-    );
+    let var_theta = pr.ability_sd * pr.ability_sd;
+    let prior = ItemPrior::of(&pr);
     let two_pl = o.model == IrtModel::TwoPl;
 
     // Start from the logits of the raw proportions, clamped away from 0 and 1.
@@ -87,12 +84,19 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             .map(|i| item_step_sums(m, i, &theta, &exp_neg_theta, items[i], two_pl))
             .collect();
         let log_lik: f64 = sums.iter().map(|s| s.log_lik).sum();
-        let log_posterior =
-            log_lik + log_prior(&theta, &items, var_theta, var_b, var_alpha, two_pl);
-        items.par_iter_mut().zip(&sums).for_each(|(item, s)| {
-            *item = item_newton(*item, s, var_b, var_alpha, two_pl).0;
-        });
-        align_to_priors(&mut theta, &mut items, var_theta, var_b, var_alpha, two_pl);
+        let log_posterior = log_lik + log_prior(&theta, &items, var_theta, &prior, two_pl);
+        items
+            .par_iter_mut()
+            .zip(&sums)
+            .enumerate()
+            .for_each(|(i, (item, s))| {
+                *item = if two_pl {
+                    guarded_two_pl_step(m, i, &theta, &exp_neg_theta, *item, s, &prior)
+                } else {
+                    item_newton(*item, s, &prior, false).0
+                };
+            });
+        align_to_priors(&mut theta, &mut items, var_theta, &prior, two_pl);
         progress.tick(iterations, log_posterior, started.elapsed());
         if (log_posterior - previous).abs() < o.tolerance * n_responses {
             converged = true;
@@ -108,16 +112,15 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let difficulty_se: Vec<f64> = items
         .iter()
         .zip(&sums)
-        .map(|(&item, s)| item_newton(item, s, var_b, var_alpha, two_pl).1)
+        .map(|(&item, s)| item_newton(item, s, &prior, two_pl).1)
         .collect();
-    let item_params = item_params(&items, &sums, &difficulty_se, two_pl);
+    let item_params = item_params(&items, &sums, &difficulty_se, &prior, two_pl);
     let ability_se: Vec<f64> = ability_information(m, &theta, &items, two_pl, 1.0 / var_theta)
         .iter()
         .map(|info| 1.0 / info.sqrt())
         .collect();
     let abilities = abilities(&theta, &ability_se, &counts, o.min_responses);
-    let log_posterior =
-        log_likelihood + log_prior(&theta, &items, var_theta, var_b, var_alpha, two_pl);
+    let log_posterior = log_likelihood + log_prior(&theta, &items, var_theta, &prior, two_pl);
     Ok(Fit {
         items: item_params,
         abilities,
@@ -128,18 +131,49 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     })
 }
 
+/// Step halvings before a 2PL item step that cannot raise the item's posterior is given up.
+const MAX_HALVINGS: usize = 20;
+
+/// A 2PL item's Fisher-scoring step, halved until the item's log posterior (abilities fixed)
+/// does not fall. Unguarded, the step can overshoot in log a on items whose slope is near 0
+/// (Fisher scoring drops a curvature term there) and the fit then cycles between two states
+/// instead of converging.
+fn guarded_two_pl_step(
+    m: &ResponseMatrix,
+    i: usize,
+    theta: &[f64],
+    exp_neg_theta: &[f64],
+    item: (f64, f64),
+    sums: &ItemSums,
+    prior: &ItemPrior,
+) -> (f64, f64) {
+    let step = slope_intercept_step(item, sums, prior);
+    let current = sums.log_lik + prior.log_density(item, true);
+    let mut fraction = 1.0;
+    for _ in 0..MAX_HALVINGS {
+        let trial = step.at(fraction);
+        let s = item_step_sums(m, i, theta, exp_neg_theta, trial, true);
+        if s.log_lik + prior.log_density(trial, true) >= current {
+            return trial;
+        }
+        fraction *= 0.5;
+    }
+    item
+}
+
 /// The likelihood does not change when every theta and b move by the same amount (and, for
 /// 2PL, when theta and b are scaled by s and a by 1/s); only the priors pin these directions
 /// down, and alternating steps crawl along them. Jump to the prior's optimum along each.
 /// The 2PL priors are on d = -a b and log a: a shift c moves d by -a c, a scale leaves d.
+/// The scale never lifts a slope past its bound (the move would then change the likelihood).
 fn align_to_priors(
     theta: &mut [f64],
     items: &mut [(f64, f64)],
     var_theta: f64,
-    var_b: f64,
-    var_alpha: f64,
+    prior: &ItemPrior,
     two_pl: bool,
 ) {
+    let (var_b, var_alpha) = (prior.var_b, prior.var_alpha);
     let (n_models, n_items) = (theta.len() as f64, items.len() as f64);
     let sum_theta: f64 = theta.iter().sum();
     // Minimise sum (theta + c)^2 / var_theta + sum a^2 (b + c)^2 / var_b over c.
@@ -156,12 +190,18 @@ fn align_to_priors(
     // Q = sum theta^2 / var_theta; a few Newton steps find its minimum.
     let q = theta.iter().map(|t| t * t).sum::<f64>() / var_theta;
     let sum_alpha: f64 = items.iter().map(|i| i.1).sum();
-    let mut u = 0.0f64;
+    // u no lower than this keeps every alpha - u within the bound; f is convex, so the
+    // constrained minimum is the unconstrained one clamped.
+    let lowest = items
+        .iter()
+        .map(|i| i.1 - prior.max_alpha)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut u = 0.0f64.max(lowest);
     for _ in 0..20 {
         let g = (2.0 * u).exp() * q - (sum_alpha - n_items * u) / var_alpha;
         let h = 2.0 * (2.0 * u).exp() * q + n_items / var_alpha;
         let step = (g / h).clamp(-0.5, 0.5);
-        u -= step;
+        u = (u - step).max(lowest);
         if step.abs() < 1e-12 {
             break;
         }
@@ -201,22 +241,23 @@ fn log_prior(
     theta: &[f64],
     items: &[(f64, f64)],
     var_theta: f64,
-    var_b: f64,
-    var_alpha: f64,
+    prior: &ItemPrior,
     two_pl: bool,
 ) -> f64 {
-    let normal = |x: f64, var: f64| -0.5 * x * x / var - 0.5 * (std::f64::consts::TAU * var).ln();
-    let mut lp: f64 = theta.iter().map(|&t| normal(t, var_theta)).sum();
-    if two_pl {
-        // On the intercept d = -a b and on alpha = log a.
-        lp += items
-            .iter()
-            .map(|&(b, alpha)| normal(-alpha.exp() * b, var_b) + normal(alpha, var_alpha))
-            .sum::<f64>();
+    let constant = |var: f64| -0.5 * (std::f64::consts::TAU * var).ln();
+    let lp: f64 = theta
+        .iter()
+        .map(|&t| -0.5 * t * t / var_theta + constant(var_theta))
+        .sum();
+    let per_item = if two_pl {
+        constant(prior.var_b) + constant(prior.var_alpha)
     } else {
-        lp += items.iter().map(|&(b, _)| normal(b, var_b)).sum::<f64>();
-    }
-    lp
+        constant(prior.var_b)
+    };
+    lp + items
+        .iter()
+        .map(|&item| prior.log_density(item, two_pl) + per_item)
+        .sum::<f64>()
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use rayon::prelude::*;
 use super::progress::Progress;
 use super::quadrature::NormalRule;
 use super::summary::{
-    abilities, all_item_sums, item_newton, item_params, slope_intercept_step, Counts, ItemSums,
-    LogTerms, MAX_NODES,
+    abilities, all_item_sums, item_newton, item_params, slope_intercept_step, Counts, ItemPrior,
+    ItemSums, LogTerms, MAX_NODES,
 };
 use super::{Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
@@ -48,11 +48,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     }
     let rule = NormalRule::gauss_hermite(points);
     let two_pl = o.model == IrtModel::TwoPl;
-    let pr = o.priors;
-    let (var_b, var_alpha) = (
-        pr.difficulty_sd * pr.difficulty_sd,
-        pr.log_discrimination_sd * pr.log_discrimination_sd,
-    );
+    let prior = ItemPrior::of(&o.priors);
     let k = rule.len();
 
     let counts = Counts::of(m);
@@ -94,7 +90,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                 iterations: iterations - 1,
             });
         }
-        let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
+        let objective = log_marginal + log_prior(&items, &prior, two_pl);
         // M-step: the items (see the module's doc), then the latent spread (1PL).
         let at = Nodes::new(k, &nodes, &weights, two_pl);
         items.par_iter_mut().enumerate().for_each(|(i, item)| {
@@ -102,10 +98,10 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
                 return;
             }
             *item = if two_pl {
-                two_pl_m_step(m, i, *item, &at, var_b, var_alpha)
+                two_pl_m_step(m, i, *item, &at, &prior)
             } else {
                 let s = item_node_sums(m, i, *item, &at, false);
-                item_newton(*item, &s, var_b, var_alpha, false).0
+                item_newton(*item, &s, &prior, false).0
             };
         });
         if o.cancel.is_set() {
@@ -127,7 +123,13 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             / n_models)
             .sqrt()
             .max(1e-3);
-        let scale = if two_pl { spread } else { 1.0 };
+        // A scale that would lift a slope past its bound goes only as far as the bound: the
+        // move must leave the likelihood as it is.
+        let scale = if two_pl {
+            spread.min(prior.room_to_bound(items.iter().map(|i| i.1)))
+        } else {
+            1.0
+        };
         items.iter_mut().for_each(|(b, alpha)| {
             *b = (*b - mean) / scale;
             *alpha += scale.ln();
@@ -160,20 +162,20 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         &mut nodes,
         &mut weights,
     );
-    let objective = log_marginal + log_prior(&items, var_b, var_alpha, two_pl);
+    let objective = log_marginal + log_prior(&items, &prior, two_pl);
     let at = Nodes::new(k, &nodes, &weights, two_pl);
     let difficulty_se: Vec<f64> = (0..m.n_items())
         .into_par_iter()
         .map(|i| {
             let s = item_node_sums(m, i, items[i], &at, two_pl);
-            item_newton(items[i], &s, var_b, var_alpha, two_pl).1
+            item_newton(items[i], &s, &prior, two_pl).1
         })
         .collect();
     let (theta, ability_se): (Vec<f64>, Vec<f64>) = centre.iter().copied().unzip();
     let sums = all_item_sums(m, &theta, &items, two_pl);
     let log_likelihood = sums.iter().map(|s| s.log_lik).sum();
     Ok(Fit {
-        items: item_params(&items, &sums, &difficulty_se, two_pl),
+        items: item_params(&items, &sums, &difficulty_se, &prior, two_pl),
         abilities: abilities(&theta, &ability_se, &counts, o.min_responses),
         log_likelihood,
         objective,
@@ -268,7 +270,7 @@ fn e_step(
     per_model.iter().sum()
 }
 
-fn log_normal_density(x: f64, sd: f64) -> f64 {
+pub(super) fn log_normal_density(x: f64, sd: f64) -> f64 {
     -0.5 * (x / sd).powi(2) - sd.ln() - 0.5 * TAU.ln()
 }
 
@@ -355,16 +357,14 @@ fn two_pl_m_step(
     i: usize,
     start: (f64, f64),
     at: &Nodes,
-    var_b: f64,
-    var_alpha: f64,
+    prior: &ItemPrior,
 ) -> (f64, f64) {
-    let value =
-        |item: (f64, f64), s: &ItemSums| s.log_lik + item_log_prior(item, var_b, var_alpha, true);
+    let value = |item: (f64, f64), s: &ItemSums| s.log_lik + prior.log_density(item, true);
     let mut item = start;
     let mut sums = item_node_sums(m, i, item, at, true);
     let mut best = value(item, &sums);
     for _ in 0..MAX_NEWTON {
-        let step = slope_intercept_step(item, &sums, var_b, var_alpha);
+        let step = slope_intercept_step(item, &sums, prior);
         if step.size() < NEWTON_TOL {
             break;
         }
@@ -388,7 +388,7 @@ fn two_pl_m_step(
 }
 
 /// Turns log weights into probabilities in place; returns the log of their sum.
-fn normalize_log(post: &mut [f64]) -> f64 {
+pub(super) fn normalize_log(post: &mut [f64]) -> f64 {
     let max = post.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
     let mut total = 0.0;
     for p in post.iter_mut() {
@@ -399,22 +399,11 @@ fn normalize_log(post: &mut [f64]) -> f64 {
     max + total.ln()
 }
 
-fn log_prior(items: &[(f64, f64)], var_b: f64, var_alpha: f64, two_pl: bool) -> f64 {
+fn log_prior(items: &[(f64, f64)], prior: &ItemPrior, two_pl: bool) -> f64 {
     items
         .iter()
-        .map(|&item| item_log_prior(item, var_b, var_alpha, two_pl))
+        .map(|&item| prior.log_density(item, two_pl))
         .sum()
-}
-
-/// The log prior of one item, up to a constant. The 2PL priors are on the intercept
-/// d = -a b and on alpha = log a.
-fn item_log_prior((b, alpha): (f64, f64), var_b: f64, var_alpha: f64, two_pl: bool) -> f64 {
-    if two_pl {
-        let d = -alpha.exp() * b;
-        -0.5 * d * d / var_b - 0.5 * alpha * alpha / var_alpha
-    } else {
-        -0.5 * b * b / var_b
-    }
 }
 
 #[cfg(test)]

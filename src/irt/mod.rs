@@ -1,9 +1,11 @@
 //! Item Response Theory: a compact response matrix and estimators of item difficulty and
 //! model ability. No SQL types here; `udfs/irt_fit.rs` is the SQL face.
 //!
-//! 1PL (Rasch): `P(correct) = sigmoid(theta_j - b_i)`; 2PL: `sigmoid(a_i (theta_j - b_i))`.
-//! Higher `b` is harder.
+//! 1PL (Rasch): `P(correct) = sigmoid(theta_j - b_i)`; 2PL: `sigmoid(a_i (theta_j - b_i))`;
+//! 3PL and 4PL: `g_i + (u_i - g_i) sigmoid(a_i (theta_j - b_i))` with a guessing floor g
+//! (u = 1 for 3PL). Higher `b` is harder.
 
+mod asymptotes;
 pub mod batches;
 pub mod error;
 pub mod jml;
@@ -20,12 +22,16 @@ pub mod vi;
 pub use error::{IrtError, Result};
 pub use matrix::{MatrixBuilder, ResponseMatrix};
 
-/// The item response model; in options, `'1pl'` (or `'rasch'`) or `'2pl'`.
+/// The item response model; in options, `'1pl'` (or `'rasch'`), `'2pl'`, `'3pl'` or `'4pl'`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub enum IrtModel {
     OnePl,
     TwoPl,
+    /// 2PL with a guessing floor g.
+    ThreePl,
+    /// 3PL with an upper asymptote u (or, without the floor, py-irt's "4pl").
+    FourPl,
 }
 
 impl IrtModel {
@@ -33,9 +39,11 @@ impl IrtModel {
         match s.trim().to_ascii_lowercase().as_str() {
             "1pl" | "rasch" => Ok(Self::OnePl),
             "2pl" => Ok(Self::TwoPl),
+            "3pl" => Ok(Self::ThreePl),
+            "4pl" => Ok(Self::FourPl),
             other => Err(IrtError::BadOption {
                 key: "model".into(),
-                message: format!("unknown model {other:?}; expected '1pl' or '2pl'"),
+                message: format!("unknown model {other:?}; expected '1pl', '2pl', '3pl' or '4pl'"),
             }),
         }
     }
@@ -44,7 +52,14 @@ impl IrtModel {
         match self {
             Self::OnePl => "1pl",
             Self::TwoPl => "2pl",
+            Self::ThreePl => "3pl",
+            Self::FourPl => "4pl",
         }
+    }
+
+    /// Whether the model has a guessing floor or an upper asymptote.
+    pub fn has_asymptotes(self) -> bool {
+        matches!(self, Self::ThreePl | Self::FourPl)
     }
 }
 
@@ -119,7 +134,7 @@ impl serde::Serialize for Method {
 }
 
 /// Priors: theta ~ N(0, ability_sd^2), b ~ N(0, difficulty_sd^2), log a ~ N(0,
-/// log_discrimination_sd^2); or, when `hierarchical`, py-irt's hierarchical priors
+/// log_discrimination_sd^2) truncated above at a = max_discrimination; or, when `hierarchical`, py-irt's hierarchical priors
 /// (theta ~ N(mu_theta, 1/u_theta^2), b ~ N(mu_b, 1/u_b^2), mu ~ N(0, 1e6^2), u ~ Gamma(1, 1)),
 /// which only `vi` fits. `mml` uses the item priors only; its abilities follow N(0, 1) on the
 /// 2PL scale and N(0, sigma^2) with sigma estimated on the 1PL scale.
@@ -128,8 +143,21 @@ pub struct Priors {
     pub ability_sd: f64,
     pub difficulty_sd: f64,
     pub log_discrimination_sd: f64,
+    /// The largest 2PL slope a fit may reach. With thousands of models an item that splits
+    /// them cleanly has a likelihood that keeps rising as a grows (joint estimation above all,
+    /// where the abilities move apart to sharpen the split); the bound keeps such items finite
+    /// and the fit convergent. Items at the bound are flagged `max_discrimination`.
+    pub max_discrimination: f64,
+    /// Beta(shape) priors of the 3PL/4PL guessing floor g and upper asymptote u: they keep
+    /// each inside (0, 1) and carry it where few responses inform it.
+    pub guessing_beta: (f64, f64),
+    pub upper_beta: (f64, f64),
     pub hierarchical: bool,
 }
+
+/// The default bound on 2PL slopes: far above what a well-identified item reaches on the
+/// N(0, 1) ability scale (a = 20 takes p from 12% to 88% within 0.2 of b).
+pub const DEFAULT_MAX_DISCRIMINATION: f64 = 20.0;
 
 impl Default for Priors {
     fn default() -> Self {
@@ -137,6 +165,11 @@ impl Default for Priors {
             ability_sd: 1.0,
             difficulty_sd: 3.0,
             log_discrimination_sd: 1.0,
+            max_discrimination: DEFAULT_MAX_DISCRIMINATION,
+            // Mode 1/8, mean 1/5: below the chance rate of four-way multiple choice, so the
+            // floor is what the data say it is wherever they say anything.
+            guessing_beta: (2.0, 8.0),
+            upper_beta: (8.0, 2.0),
             hierarchical: false,
         }
     }
@@ -187,6 +220,9 @@ pub struct FitOptions {
     /// Quadrature points: per expectation for `vi` (Gauss-Hermite), on the ability grid for
     /// `mml`. `None` takes the method's default (7 and 61).
     pub quadrature_points: Option<usize>,
+    /// 3PL/4PL: whether the guessing floor g is free; false fixes g = 0 (with '4pl', py-irt's
+    /// "4pl": u sigmoid(a (theta - b))).
+    pub guessing: bool,
     /// Stops the fit at its next sweep when set (a dropped query, Ctrl-C).
     pub cancel: crate::cancel::Cancel,
 }
@@ -203,6 +239,7 @@ impl Default for FitOptions {
             min_responses: 5,
             progress: true,
             quadrature_points: None,
+            guessing: true,
             cancel: Default::default(),
         }
     }
@@ -217,6 +254,12 @@ pub enum Flag {
     AllWrong,
     /// A model with fewer responses than `min_responses`.
     FewResponses,
+    /// A 2PL item whose slope stopped at the `max_discrimination` bound.
+    MaxDiscrimination,
+    /// A 3PL/4PL item whose guessing floor rests on its prior: too few responses below it.
+    GuessingFromPrior,
+    /// A 4PL item whose upper asymptote rests on its prior: too few responses above it.
+    UpperFromPrior,
 }
 
 impl Flag {
@@ -226,6 +269,9 @@ impl Flag {
             Self::AllCorrect => "all_correct",
             Self::AllWrong => "all_wrong",
             Self::FewResponses => "few_responses",
+            Self::MaxDiscrimination => "max_discrimination",
+            Self::GuessingFromPrior => "guessing_from_prior",
+            Self::UpperFromPrior => "upper_from_prior",
         }
     }
 }
@@ -235,6 +281,10 @@ impl Flag {
 pub struct ItemParams {
     pub difficulty: f64,
     pub discrimination: f64,
+    /// The guessing floor g (0 but for 3PL/4PL).
+    pub guessing: f64,
+    /// The upper asymptote u (1 but for 4PL).
+    pub upper: f64,
     pub difficulty_se: f64,
     pub n_responses: usize,
     pub p_correct: f64,
@@ -280,9 +330,28 @@ pub fn fit(matrix: &ResponseMatrix, options: &FitOptions) -> Result<Fit> {
             ),
         });
     }
+    if options.model.has_asymptotes() && options.method != Method::Mml {
+        return Err(IrtError::BadOption {
+            key: "method".into(),
+            message: format!(
+                "'{}' is fitted by method 'mml' only, not '{}'",
+                options.model.name(),
+                options.method.name()
+            ),
+        });
+    }
+    if options.model == IrtModel::ThreePl && !options.guessing {
+        return Err(IrtError::BadOption {
+            key: "guessing".into(),
+            message: "'3pl' without its guessing floor is '2pl'; {\"guessing\": false} goes \
+                      with '4pl' (py-irt's 4pl)"
+                .into(),
+        });
+    }
     let run = || match options.method {
         Method::Jml => jml::fit(matrix, options),
         Method::Vi => vi::fit(matrix, options),
+        Method::Mml if options.model.has_asymptotes() => asymptotes::fit(matrix, options),
         Method::Mml => mml::fit(matrix, options),
     };
     let fit = match options.threads {
@@ -331,11 +400,11 @@ pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// The probability of a correct response under the 3PL model,
-/// `c + (1 - c) sigmoid(a (theta - b))`: ability `theta`, difficulty `b`, discrimination `a`,
-/// guessing `c` (1PL: a = 1, c = 0). The one formula every caller (irt_prob, simulations,
-/// sample data) uses.
+/// The probability of a correct response under the 4PL model,
+/// `g + (u - g) sigmoid(a (theta - b))`: ability `theta`, difficulty `b`, discrimination `a`,
+/// guessing floor `g`, upper asymptote `u` (3PL: u = 1; 2PL: g = 0 as well; 1PL: a = 1 too).
+/// The one formula every caller (irt_prob, simulations, sample data) uses.
 #[inline]
-pub fn probability(theta: f64, b: f64, a: f64, c: f64) -> f64 {
-    c + (1.0 - c) * sigmoid(a * (theta - b))
+pub fn probability(theta: f64, b: f64, a: f64, g: f64, u: f64) -> f64 {
+    g + (u - g) * sigmoid(a * (theta - b))
 }

@@ -41,6 +41,14 @@ pub struct IrtOptions {
     pub ability_sd: Option<f64>,
     pub difficulty_sd: Option<f64>,
     pub log_discrimination_sd: Option<f64>,
+    /// The largest 2PL slope (see [`Priors::max_discrimination`]).
+    pub max_discrimination: Option<f64>,
+    /// 3PL/4PL: whether the guessing floor is free (default true); see [`FitOptions::guessing`].
+    pub guessing: Option<bool>,
+    /// Beta shape parameters [alpha, beta] of the guessing floor's and the upper asymptote's
+    /// priors (see [`Priors::guessing_beta`]).
+    pub guessing_prior: Option<[f64; 2]>,
+    pub upper_prior: Option<[f64; 2]>,
     pub tolerance: Option<f64>,
     pub max_iter: Option<usize>,
     pub threads: Option<usize>,
@@ -82,6 +90,19 @@ fn spread(key: &str, value: Option<f64>) -> Result<Option<f64>, OptionsError> {
     }
 }
 
+/// Beta shapes above 1: the prior's density then vanishes at 0 and 1, which keeps the
+/// asymptote's estimate inside (0, 1).
+fn beta_shape(key: &str, [a, b]: [f64; 2]) -> Result<(f64, f64), OptionsError> {
+    if a.is_finite() && b.is_finite() && a > 1.0 && b > 1.0 {
+        Ok((a, b))
+    } else {
+        Err(invalid(
+            key,
+            format!("Beta shapes [alpha, beta] must be finite and above 1, got [{a}, {b}]"),
+        ))
+    }
+}
+
 fn count(key: &str, value: Option<usize>) -> Result<Option<usize>, OptionsError> {
     match value {
         Some(0) => Err(invalid(key, "must be a positive integer, got 0".into())),
@@ -105,6 +126,35 @@ impl IrtOptions {
         if let Some(sd) = spread("log_discrimination_sd", self.log_discrimination_sd)? {
             priors.log_discrimination_sd = sd;
         }
+        if let Some(bound) = positive("max_discrimination", self.max_discrimination)? {
+            priors.max_discrimination = bound;
+        }
+        for (key, value, target) in [
+            (
+                "guessing_prior",
+                self.guessing_prior,
+                &mut priors.guessing_beta,
+            ),
+            ("upper_prior", self.upper_prior, &mut priors.upper_beta),
+        ] {
+            if let Some(shape) = value {
+                *target = beta_shape(key, shape)?;
+            }
+        }
+        if !model.has_asymptotes() {
+            for (key, set) in [
+                ("guessing", self.guessing.is_some()),
+                ("guessing_prior", self.guessing_prior.is_some()),
+                ("upper_prior", self.upper_prior.is_some()),
+            ] {
+                if set {
+                    return Err(invalid(
+                        key,
+                        format!("belongs to '3pl' and '4pl', not '{}'", model.name()),
+                    ));
+                }
+            }
+        }
         let defaults = FitOptions::default();
         let threads = match count("threads", self.threads)? {
             Some(n) => Some(
@@ -123,6 +173,7 @@ impl IrtOptions {
             min_responses: count("min_responses", self.min_responses)?
                 .unwrap_or(defaults.min_responses),
             quadrature_points: count("quadrature_points", self.quadrature_points)?,
+            guessing: self.guessing.unwrap_or(defaults.guessing),
             ..defaults
         })
     }
@@ -170,6 +221,18 @@ mod tests {
         check(
             r#"{"max_iter": -3}"#,
             "option `max_iter`: invalid value: integer `-3`",
+        );
+        check(
+            r#"{"guessing_prior": [0.5, 3]}"#,
+            "option `guessing_prior`: Beta shapes [alpha, beta] must be finite and above 1, got [0.5, 3]",
+        );
+        check(
+            r#"{"guessing": false}"#,
+            "option `guessing`: belongs to '3pl' and '4pl', not '1pl'",
+        );
+        check(
+            r#"{"max_discrimination": -1}"#,
+            "option `max_discrimination`: must be a positive number, got -1",
         );
         check(
             r#"{"priors": "flat"}"#,

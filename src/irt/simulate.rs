@@ -121,6 +121,9 @@ pub struct Simulation {
     pub abilities: Vec<f64>,
     pub difficulties: Vec<f64>,
     pub discriminations: Vec<f64>,
+    /// Guessing floors (0 but for 3PL/4PL) and upper asymptotes (1 but for 4PL).
+    pub guessing: Vec<f64>,
+    pub upper: Vec<f64>,
     pub cells: Vec<Option<bool>>,
     pub spec: SimulationSpec,
 }
@@ -158,14 +161,35 @@ pub fn simulate(spec: SimulationSpec) -> Simulation {
     let discriminations: Vec<f64> = (0..spec.n_items)
         .map(|_| match spec.model {
             IrtModel::OnePl => 1.0,
-            IrtModel::TwoPl => (0.3 * standard_normal(&mut rng)).exp(),
+            _ => (0.3 * standard_normal(&mut rng)).exp(),
+        })
+        .collect();
+    // Floors like a multiple-choice benchmark's (0.05 to 0.35) and ceilings of items some
+    // strong models still miss (0.8 to 1).
+    let guessing: Vec<f64> = (0..spec.n_items)
+        .map(|_| match spec.model {
+            IrtModel::ThreePl | IrtModel::FourPl => 0.05 + 0.3 * rng.random::<f64>(),
+            _ => 0.0,
+        })
+        .collect();
+    let upper: Vec<f64> = (0..spec.n_items)
+        .map(|_| match spec.model {
+            IrtModel::FourPl => 0.8 + 0.2 * rng.random::<f64>(),
+            _ => 1.0,
         })
         .collect();
     let mut cells = Vec::with_capacity(spec.n_models * spec.n_items);
     for theta in &abilities {
-        for (b, a) in difficulties.iter().zip(&discriminations) {
+        for i in 0..spec.n_items {
             let missing = rng.random::<f64>() < spec.missing;
-            let correct = rng.random::<f64>() < super::probability(*theta, *b, *a, 0.0);
+            let p = super::probability(
+                *theta,
+                difficulties[i],
+                discriminations[i],
+                guessing[i],
+                upper[i],
+            );
+            let correct = rng.random::<f64>() < p;
             cells.push((!missing).then_some(correct));
         }
     }
@@ -173,6 +197,8 @@ pub fn simulate(spec: SimulationSpec) -> Simulation {
         abilities,
         difficulties,
         discriminations,
+        guessing,
+        upper,
         cells,
         spec,
     }
@@ -199,7 +225,8 @@ impl Simulation {
 
 impl Simulation {
     /// The responses in the canonical layout plus the truth:
-    /// `model_id, benchmark, item_id, correct, true_ability, true_difficulty, true_discrimination`.
+    /// `model_id, benchmark, item_id, correct, true_ability, true_difficulty, true_discrimination,
+    /// true_guessing, true_upper`.
     pub fn to_batch(&self, benchmark: &str) -> arrow::array::RecordBatch {
         use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, StringBuilder};
         use arrow::datatypes::{DataType, Field, Schema};
@@ -210,11 +237,8 @@ impl Simulation {
         let mut bench = StringBuilder::with_capacity(n, n * benchmark.len());
         let mut item = StringBuilder::with_capacity(n, n * 14);
         let mut correct = BooleanBuilder::with_capacity(n);
-        let (mut ability, mut difficulty, mut discrimination) = (
-            Float64Builder::with_capacity(n),
-            Float64Builder::with_capacity(n),
-            Float64Builder::with_capacity(n),
-        );
+        let mut truth: Vec<Float64Builder> =
+            (0..5).map(|_| Float64Builder::with_capacity(n)).collect();
         for j in 0..n_models {
             let model_id = Self::model_id(j);
             for i in 0..n_items {
@@ -223,30 +247,45 @@ impl Simulation {
                     bench.append_value(benchmark);
                     item.append_value(Self::item_id(i));
                     correct.append_value(y);
-                    ability.append_value(self.abilities[j]);
-                    difficulty.append_value(self.difficulties[i]);
-                    discrimination.append_value(self.discriminations[i]);
+                    let values = [
+                        self.abilities[j],
+                        self.difficulties[i],
+                        self.discriminations[i],
+                        self.guessing[i],
+                        self.upper[i],
+                    ];
+                    for (column, value) in truth.iter_mut().zip(values) {
+                        column.append_value(value);
+                    }
                 }
             }
         }
-        let schema = Arc::new(Schema::new(vec![
+        let truth_names = [
+            "true_ability",
+            "true_difficulty",
+            "true_discrimination",
+            "true_guessing",
+            "true_upper",
+        ];
+        let mut fields = vec![
             Field::new("model_id", DataType::Utf8, false),
             Field::new("benchmark", DataType::Utf8, false),
             Field::new("item_id", DataType::Utf8, false),
             Field::new("correct", DataType::Boolean, false),
-            Field::new("true_ability", DataType::Float64, false),
-            Field::new("true_difficulty", DataType::Float64, false),
-            Field::new("true_discrimination", DataType::Float64, false),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
+        ];
+        fields.extend(
+            truth_names
+                .iter()
+                .map(|name| Field::new(*name, DataType::Float64, false)),
+        );
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(model.finish()),
             Arc::new(bench.finish()),
             Arc::new(item.finish()),
             Arc::new(correct.finish()),
-            Arc::new(ability.finish()),
-            Arc::new(difficulty.finish()),
-            Arc::new(discrimination.finish()),
         ];
+        columns.extend(truth.iter_mut().map(|c| Arc::new(c.finish()) as ArrayRef));
+        let schema = Arc::new(Schema::new(fields));
         arrow::array::RecordBatch::try_new(schema, columns).expect("columns match the schema")
     }
 }

@@ -5,7 +5,53 @@
 use rayon::prelude::*;
 
 use super::matrix::MISSING;
-use super::{sigmoid, Ability, Flag, ItemParams, ResponseMatrix};
+use super::{sigmoid, Ability, Flag, ItemParams, Priors, ResponseMatrix};
+
+/// What an item step needs of the priors: b (1PL) or the intercept d = -a b (2PL) ~ N(0,
+/// var_b), and alpha = log a ~ N(0, var_alpha) truncated above at max_alpha.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ItemPrior {
+    pub var_b: f64,
+    pub var_alpha: f64,
+    pub max_alpha: f64,
+}
+
+impl ItemPrior {
+    pub fn of(p: &Priors) -> Self {
+        Self {
+            var_b: p.difficulty_sd * p.difficulty_sd,
+            var_alpha: p.log_discrimination_sd * p.log_discrimination_sd,
+            max_alpha: p.max_discrimination.ln(),
+        }
+    }
+
+    /// The log density of one item, up to a constant (on b for 1PL; on d and alpha for 2PL).
+    pub fn log_density(&self, (b, alpha): (f64, f64), two_pl: bool) -> f64 {
+        if two_pl {
+            let d = -alpha.exp() * b;
+            -0.5 * d * d / self.var_b - 0.5 * alpha * alpha / self.var_alpha
+        } else {
+            -0.5 * b * b / self.var_b
+        }
+    }
+
+    /// The largest factor every slope may be multiplied by and stay within the bound (at
+    /// least 1: a slope past the bound is brought back by the next item step, not here).
+    pub fn room_to_bound(&self, alphas: impl Iterator<Item = f64>) -> f64 {
+        let highest = alphas.fold(f64::NEG_INFINITY, f64::max);
+        (self.max_alpha - highest).exp().max(1.0)
+    }
+
+    /// (b, alpha) with alpha held to the bound; b keeps the intercept d = -a b, which is what
+    /// the data pin down.
+    pub fn bounded(&self, (b, alpha): (f64, f64)) -> (f64, f64) {
+        if alpha > self.max_alpha {
+            (b * (alpha - self.max_alpha).exp(), self.max_alpha)
+        } else {
+            (b, alpha)
+        }
+    }
+}
 
 /// Most quadrature nodes the per-response kernels carry.
 pub(super) const MAX_NODES: usize = 32;
@@ -311,6 +357,7 @@ pub(super) fn item_params(
     items: &[(f64, f64)],
     sums: &[ItemSums],
     difficulty_se: &[f64],
+    prior: &ItemPrior,
     two_pl: bool,
 ) -> Vec<ItemParams> {
     items
@@ -322,6 +369,8 @@ pub(super) fn item_params(
             ItemParams {
                 difficulty: b,
                 discrimination: if two_pl { alpha.exp() } else { 1.0 },
+                guessing: 0.0,
+                upper: 1.0,
                 difficulty_se: se,
                 n_responses: s.n,
                 p_correct: s.n_correct as f64 / n,
@@ -331,7 +380,8 @@ pub(super) fn item_params(
                     f64::NAN
                 },
                 outfit: s.sq_std_resid / n,
-                flag: extreme_flag(s.n_correct, s.n),
+                flag: extreme_flag(s.n_correct, s.n)
+                    .or((two_pl && alpha >= prior.max_alpha).then_some(Flag::MaxDiscrimination)),
             }
         })
         .collect()
@@ -400,8 +450,8 @@ pub(super) fn ability_information(
 pub(super) const MAX_STEP: f64 = 1.0;
 
 /// One Newton (Fisher scoring) step on an item's log posterior from its sums, with the step
-/// of each coordinate capped at [`MAX_STEP`]. Returns the new (b, log a) and the standard
-/// error of b.
+/// of each coordinate capped at [`MAX_STEP`] and the slope held to the prior's bound. Returns
+/// the new (b, log a) and the standard error of b.
 ///
 /// 1PL: on b, the prior b ~ N(0, var_b).
 ///
@@ -417,10 +467,10 @@ pub(super) const MAX_STEP: f64 = 1.0;
 pub(super) fn item_newton(
     (b, alpha): (f64, f64),
     s: &ItemSums,
-    var_b: f64,
-    var_alpha: f64,
+    prior: &ItemPrior,
     two_pl: bool,
 ) -> ((f64, f64), f64) {
+    let var_b = prior.var_b;
     if !two_pl {
         let g = -s.resid - b / var_b;
         let info = s.w + 1.0 / var_b;
@@ -429,25 +479,28 @@ pub(super) fn item_newton(
             1.0 / info.sqrt(),
         );
     }
-    let step = slope_intercept_step((b, alpha), s, var_b, var_alpha);
+    let step = slope_intercept_step((b, alpha), s, prior);
     (step.at(1.0), step.difficulty_se)
 }
 
 /// A 2PL Fisher-scoring step in (alpha, d) from (b, alpha) (see [`item_newton`]), each
 /// coordinate capped at [`MAX_STEP`]; [`Self::at`] walks a fraction of it (step halving).
+/// At the slope's bound, with the gradient pushing past it, alpha stays and d takes its own
+/// Newton step (a projected Newton step: the active bound's coordinate is dropped).
 pub(super) struct SlopeInterceptStep {
     pub alpha: f64,
     pub d: f64,
     pub d_alpha: f64,
     pub d_d: f64,
+    pub max_alpha: f64,
     /// Of b at the step's origin.
     pub difficulty_se: f64,
 }
 
 impl SlopeInterceptStep {
-    /// (b, alpha) a fraction `t` of the way along the step.
+    /// (b, alpha) a fraction `t` of the way along the step, alpha no further than its bound.
     pub fn at(&self, t: f64) -> (f64, f64) {
-        let alpha = self.alpha + t * self.d_alpha;
+        let alpha = (self.alpha + t * self.d_alpha).min(self.max_alpha);
         (-(self.d + t * self.d_d) * (-alpha).exp(), alpha)
     }
 
@@ -460,9 +513,9 @@ impl SlopeInterceptStep {
 pub(super) fn slope_intercept_step(
     (b, alpha): (f64, f64),
     s: &ItemSums,
-    var_b: f64,
-    var_alpha: f64,
+    prior: &ItemPrior,
 ) -> SlopeInterceptStep {
+    let (var_b, var_alpha) = (prior.var_b, prior.var_alpha);
     let a = alpha.exp();
     let d = -a * b;
     let (g_alpha, g_d) = (s.resid_x - alpha / var_alpha, s.resid - d / var_b);
@@ -470,11 +523,20 @@ pub(super) fn slope_intercept_step(
     let det = i_aa * i_dd - i_ad * i_ad;
     // b = -d e^-alpha: db/dalpha = -b, db/dd = -1/a.
     let var_b_hat = (b * b * i_dd - 2.0 * b / a * i_ad + i_aa / (a * a)) / det;
+    let (d_alpha, d_d) = if alpha >= prior.max_alpha && g_alpha > 0.0 {
+        (0.0, g_d / i_dd)
+    } else {
+        (
+            (i_dd * g_alpha - i_ad * g_d) / det,
+            (i_aa * g_d - i_ad * g_alpha) / det,
+        )
+    };
     SlopeInterceptStep {
         alpha,
         d,
-        d_alpha: ((i_dd * g_alpha - i_ad * g_d) / det).clamp(-MAX_STEP, MAX_STEP),
-        d_d: ((i_aa * g_d - i_ad * g_alpha) / det).clamp(-MAX_STEP, MAX_STEP),
+        d_alpha: d_alpha.clamp(-MAX_STEP, MAX_STEP),
+        d_d: d_d.clamp(-MAX_STEP, MAX_STEP),
+        max_alpha: prior.max_alpha,
         difficulty_se: var_b_hat.sqrt(),
     }
 }

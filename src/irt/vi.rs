@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::progress::Progress;
 use super::quadrature::{digamma, ln_gamma, NormalRule};
-use super::summary::{abilities, all_item_sums, item_params, Counts, LogTerms};
+use super::summary::{abilities, all_item_sums, item_params, Counts, ItemPrior, LogTerms};
 use super::{Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 
 const MAX_STEP: f64 = 1.0;
@@ -171,7 +171,13 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let difficulty_se: Vec<f64> = v_b.iter().map(|v| v.sqrt()).collect();
     let ability_se: Vec<f64> = v_theta.iter().map(|v| v.sqrt()).collect();
     Ok(Fit {
-        items: item_params(&items, &sums, &difficulty_se, false),
+        items: item_params(
+            &items,
+            &sums,
+            &difficulty_se,
+            &ItemPrior::of(&o.priors),
+            false,
+        ),
         abilities: abilities(&theta, &ability_se, &counts, o.min_responses),
         log_likelihood,
         objective: elbo,
