@@ -15,9 +15,10 @@ pub const DOC: TableFunctionDoc = TableFunctionDoc {
     name: "irt_simulate",
     syntax: "irt_simulate(n_models, n_items [, options])",
     description: "Simulated responses with known parameters, seeded: columns model_id, benchmark, item_id, \
-correct, true_ability, true_difficulty, true_discrimination. Abilities are a leaderboard-like mixture (70% \
-N(0,1), 30% N(1.5, 0.5^2)); difficulties N(0, 1.5^2); 2PL discriminations lognormal(0, 0.3^2). options is a \
-JSON object: model ('1pl' or '2pl', default '1pl'), missing (share of unobserved cells, 0.1), extreme_items \
+correct, true_ability, true_difficulty, true_discrimination, true_guessing, true_upper. Abilities are a \
+leaderboard-like mixture (70% N(0,1), 30% N(1.5, 0.5^2)); difficulties N(0, 1.5^2); 2PL, 3PL and 4PL \
+discriminations lognormal(0, 0.3^2); 3PL and 4PL guessing floors uniform on [0.05, 0.35]; 4PL upper asymptotes \
+uniform on [0.8, 1]. options is a JSON object: model ('1pl', '2pl', '3pl' or '4pl', default '1pl'), missing (share of unobserved cells, 0.1), extreme_items \
 (share of near-trivial and near-impossible items, 0), seed (42), benchmark ('sim').",
     example: "SELECT * FROM irt_fit('SELECT * FROM irt_simulate(500, 100)', '1pl', 'jml');",
 };

@@ -13,7 +13,7 @@ pub struct SimulateArgs {
     pub models: usize,
     #[arg(long, default_value_t = 200)]
     pub items: usize,
-    /// 1pl or 2pl.
+    /// 1pl, 2pl, 3pl or 4pl.
     #[arg(long, default_value = "1pl")]
     pub model: String,
     /// Share of unobserved (model, item) cells.
@@ -24,7 +24,8 @@ pub struct SimulateArgs {
     pub extreme_items: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Output .parquet (responses with true_ability, true_difficulty, true_discrimination).
+    /// Output .parquet (responses with true_ability, true_difficulty, true_discrimination,
+    /// true_guessing, true_upper).
     #[arg(long)]
     pub out: PathBuf,
 }
