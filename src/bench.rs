@@ -345,8 +345,8 @@ pub async fn run_case(
             }
             _ => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
-        // Every other method against jml on the same data.
-        let versus_jml = if spec.method == Method::Jml {
+        // Every other method against jml on the same data (jml fits 1PL and 2PL only).
+        let versus_jml = if spec.method == Method::Jml || spec.model.has_asymptotes() {
             "-".to_string()
         } else {
             let jml = fit(

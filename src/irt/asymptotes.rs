@@ -364,6 +364,9 @@ fn from_coords(x: &[f64], free: Free) -> Item {
     }
 }
 
+/// A point, its cost and its gradient.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 /// The negated expected complete-data log posterior of one item and its gradient, in the
 /// coordinates of [`to_coords`], per expected response: L-BFGS's first step is a unit step
 /// along the gradient, which must be of the order of the coordinates, not of the responses.
@@ -374,7 +377,7 @@ struct ItemObjective<'a> {
     prior: &'a AsymptotePrior,
     /// The last point asked for, with its value and gradient: argmin asks for the cost and
     /// the gradient of the same point separately.
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: RefCell<Option<Evaluated>>,
 }
 
 impl ItemObjective<'_> {
