@@ -26,10 +26,10 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use rayon::prelude::*;
 
-use super::mml::{log_normal_density, normalize_log, DEFAULT_POINTS};
+use super::mml::{log_normal_density, node_rule, normalize_log, weighted_moments, MIN_SPREAD};
 use super::progress::Progress;
 use super::quadrature::NormalRule;
-use super::summary::{abilities, extreme_flag, Counts, ItemPrior, MAX_NODES};
+use super::summary::{abilities, extreme_flag, Counts, ItemPrior};
 use super::{
     sigmoid, Fit, FitOptions, Flag, IrtError, IrtModel, ItemParams, ResponseMatrix, Result,
 };
@@ -45,7 +45,6 @@ const GRID_LEN: usize = 801;
 /// climb), and its memory.
 const LBFGS_ITERS: u64 = 12;
 const LBFGS_MEMORY: usize = 5;
-const MIN_SPREAD: f64 = 1e-4;
 /// Probabilities kept this far from 0 and 1 so logarithms stay finite.
 const P_EPS: f64 = 1e-12;
 
@@ -96,14 +95,7 @@ fn beta_mode((a, b): (f64, f64)) -> f64 {
 }
 
 pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
-    let points = o.quadrature_points.unwrap_or(DEFAULT_POINTS);
-    if !(1..=MAX_NODES).contains(&points) {
-        return Err(IrtError::BadOption {
-            key: "quadrature_points".into(),
-            message: format!("'mml' takes 1 to {MAX_NODES} nodes per model, got {points}"),
-        });
-    }
-    let rule = NormalRule::gauss_hermite(points);
+    let rule = node_rule(o)?;
     let k = rule.len();
     let free = Free::of(o);
     let prior = AsymptotePrior::of(o, free);
@@ -165,14 +157,8 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         }
         // Parameter expansion, as in mml's 2PL: the abilities' mean and spread fold back into
         // the items' location and slope, so EM need not crawl along them.
-        let mean = nodes.iter().zip(&weights).map(|(t, w)| w * t).sum::<f64>() / n_models;
-        let spread = (nodes
-            .iter()
-            .zip(&weights)
-            .map(|(t, w)| w * (t - mean).powi(2))
-            .sum::<f64>()
-            / n_models)
-            .sqrt()
+        let (mean, spread) = weighted_moments(&nodes, &weights, n_models);
+        let spread = spread
             .max(1e-3)
             .min(prior.item.room_to_bound(items.iter().map(|i| i.alpha)));
         for item in &mut items {
@@ -281,13 +267,8 @@ fn e_step(
                 }
             });
             let log_marginal = normalize_log(w);
-            let mean: f64 = t.iter().zip(w.iter()).map(|(t, w)| w * t).sum();
-            let var: f64 = t
-                .iter()
-                .zip(w.iter())
-                .map(|(t, w)| w * (t - mean).powi(2))
-                .sum();
-            *c = (mean, var.sqrt().max(MIN_SPREAD));
+            let (mean, sd) = weighted_moments(t, w, 1.0);
+            *c = (mean, sd.max(MIN_SPREAD));
             log_marginal
         })
         .collect();

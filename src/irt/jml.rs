@@ -2,7 +2,9 @@
 //! per model and one per item in each sweep, each half parallel over its rows with rayon.
 //!
 //! The 2PL item step is Fisher scoring in slope-intercept form, on (log a, d) with
-//! z = a theta + d and priors on log a and d (see [`item_newton`]). Steps are capped at one logit so extreme items and models cannot overshoot. The loop stops
+//! z = a theta + d and priors on log a and d (see [`item_newton`]), halved until the item's
+//! posterior does not fall ([`guarded_two_pl_step`]), with the slope held to its bound. Steps
+//! are capped at one logit so extreme items and models cannot overshoot. The loop stops
 //! when the log posterior changes by less than `tolerance` per response between sweeps. Every
 //! reduction is summed in a fixed order, so a fit is bit-identical from run to run.
 

@@ -36,9 +36,10 @@ use super::{Fit, FitOptions, IrtError, IrtModel, ResponseMatrix, Result};
 /// Default nodes per model: adaptive nodes need few; 7 integrate a posterior that is nearly
 /// normal to far better than the fit's own error.
 pub const DEFAULT_POINTS: usize = 7;
-const MIN_SPREAD: f64 = 1e-4;
+pub(super) const MIN_SPREAD: f64 = 1e-4;
 
-pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
+/// The Gauss-Hermite rule of `quadrature_points` nodes per model.
+pub(super) fn node_rule(o: &FitOptions) -> Result<NormalRule> {
     let points = o.quadrature_points.unwrap_or(DEFAULT_POINTS);
     if !(1..=MAX_NODES).contains(&points) {
         return Err(IrtError::BadOption {
@@ -46,7 +47,23 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             message: format!("'mml' takes 1 to {MAX_NODES} nodes per model, got {points}"),
         });
     }
-    let rule = NormalRule::gauss_hermite(points);
+    Ok(NormalRule::gauss_hermite(points))
+}
+
+/// Mean and standard deviation of `points` under `weights` that sum to `total`.
+pub(super) fn weighted_moments(points: &[f64], weights: &[f64], total: f64) -> (f64, f64) {
+    let mean = points.iter().zip(weights).map(|(t, w)| w * t).sum::<f64>() / total;
+    let var = points
+        .iter()
+        .zip(weights)
+        .map(|(t, w)| w * (t - mean).powi(2))
+        .sum::<f64>()
+        / total;
+    (mean, var.sqrt())
+}
+
+pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
+    let rule = node_rule(o)?;
     let two_pl = o.model == IrtModel::TwoPl;
     let prior = ItemPrior::of(&o.priors);
     let k = rule.len();
@@ -113,16 +130,8 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
         // (parameter expansion, Liu, Rubin and Wu 1998), then folded back into the items and
         // the node centres: the same model with the population at N(0, sigma^2). Plain EM
         // moves along this direction by a tiny fraction per iteration.
-        let n_models = m.n_models().max(1) as f64;
-        let mean = nodes.iter().zip(&weights).map(|(t, w)| w * t).sum::<f64>() / n_models;
-        let spread = (nodes
-            .iter()
-            .zip(&weights)
-            .map(|(t, w)| w * (t - mean).powi(2))
-            .sum::<f64>()
-            / n_models)
-            .sqrt()
-            .max(1e-3);
+        let (mean, spread) = weighted_moments(&nodes, &weights, m.n_models().max(1) as f64);
+        let spread = spread.max(1e-3);
         // A scale that would lift a slope past its bound goes only as far as the bound: the
         // move must leave the likelihood as it is.
         let scale = if two_pl {
@@ -257,13 +266,8 @@ fn e_step(
                 w[q] = log_w[q] + linear[q] - logs.log(q);
             }
             let log_marginal = normalize_log(w);
-            let mean: f64 = t.iter().zip(w.iter()).map(|(t, w)| w * t).sum();
-            let var: f64 = t
-                .iter()
-                .zip(w.iter())
-                .map(|(t, w)| w * (t - mean).powi(2))
-                .sum();
-            *c = (mean, var.sqrt().max(MIN_SPREAD));
+            let (mean, sd) = weighted_moments(t, w, 1.0);
+            *c = (mean, sd.max(MIN_SPREAD));
             log_marginal
         })
         .collect();
