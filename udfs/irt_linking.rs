@@ -223,9 +223,30 @@ pub(crate) async fn read_item_bank(
             .map(|c| cast(c, &DataType::Utf8))
             .transpose()?;
         let benchmarks = benchmarks.as_ref().map(|c| c.as_string::<i32>());
+        // Items of a 3PL/4PL fit carry asymptotes the 2PL scoring would silently drop.
+        let asymptotes = [("guessing", 0.0), ("upper", 1.0)]
+            .into_iter()
+            .filter_map(|(name, neutral)| {
+                column(name).map(|c| cast(c, &DataType::Float64).map(|c| (name, neutral, c)))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         for r in 0..batch.num_rows() {
             if ids.is_null(r) {
                 return Err(exec_error(f, "an item has a NULL item_id"));
+            }
+            for (name, neutral, values) in &asymptotes {
+                let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                if !values.is_null(r) && values.value(r) != *neutral {
+                    return Err(exec_error(
+                        f,
+                        format!(
+                            "item `{}` has {name} {} (a 3PL/4PL fit); scoring against fixed items \
+                             takes 1PL/2PL items, whose {name} is {neutral}",
+                            ids.value(r),
+                            values.value(r)
+                        ),
+                    ));
+                }
             }
             let value = |x: Option<f64>| x.unwrap_or(f64::NAN);
             let item = FixedItem {

@@ -15,8 +15,10 @@ pub mod fine_tune;
 pub mod gap_profile;
 pub mod generalization_matrix;
 pub mod irt_abilities;
+pub mod irt_adaptive_replay;
 pub mod irt_fit;
 pub mod irt_linking;
+pub mod irt_next_items;
 pub mod irt_predict;
 pub mod irt_prob;
 pub mod irt_simulate;
@@ -155,6 +157,11 @@ pub fn functions() -> Vec<Function> {
         table(irt_fit::DOC, Arc::new(irt_fit::IrtFit)),
         table(irt_abilities::DOC, Arc::new(irt_abilities::IrtAbilities)),
         table(irt_predict::DOC, Arc::new(irt_predict::IrtPredict)),
+        table(
+            irt_adaptive_replay::DOC,
+            Arc::new(irt_adaptive_replay::IrtAdaptiveReplay),
+        ),
+        table(irt_next_items::DOC, Arc::new(irt_next_items::IrtNextItems)),
         table(irt_simulate::DOC, Arc::new(irt_simulate::IrtSimulate)),
         table(
             arithmetic_items::DOC,

@@ -5,6 +5,7 @@
 //! 3PL and 4PL: `g_i + (u_i - g_i) sigmoid(a_i (theta_j - b_i))` with a guessing floor g
 //! (u = 1 for 3PL). Higher `b` is harder.
 
+pub mod adaptive;
 mod asymptotes;
 pub mod batches;
 pub mod error;

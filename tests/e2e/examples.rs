@@ -14,6 +14,8 @@ const ORDER: &[(&str, &str)] = &[
     ("irt_fit", ""),
     ("irt_abilities", ""),
     ("irt_predict", ""),
+    ("irt_adaptive_replay", ""),
+    ("irt_next_items", ""),
     ("spearman_corr", ""),
     ("kendall_tau", ""),
     ("math_equal", ""),
