@@ -20,7 +20,7 @@ use super::lazy::{Job, LazyTable};
 use super::source::{check_source_arg, source_frame};
 use super::string_arg;
 use crate::irt::scoring::{score_models, Estimator, FixedItem, ItemBank, ModelResponses};
-use crate::irt::{Flag, IrtModel};
+use crate::irt::{Flag, IrtModel, ResponseMatrix};
 
 /// The options of a linking call.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -132,34 +132,22 @@ impl LinkCall {
             .await?
             .finish()
             .map_err(|e| exec_error(f, e))?;
-        // (benchmark, model) -> responses, in a stable order.
-        let mut models: BTreeMap<(Option<String>, String), ModelResponses> = BTreeMap::new();
-        for (benchmark, m) in &matrices {
-            for (j, model_id) in m.models.iter().enumerate() {
-                let mut failed = None;
-                m.for_model(j, |i, correct| {
-                    if failed.is_some() {
-                        return;
-                    }
-                    match bank.find(benchmark.as_deref(), &m.items[i]) {
-                        Ok((found, mut item)) => {
-                            if self.model == IrtModel::OnePl {
-                                item.discrimination = 1.0;
-                            }
-                            let entry = models.entry((found, model_id.clone())).or_default();
-                            entry.items.push(item);
-                            entry.responses.push(correct);
-                        }
-                        Err(e) => failed = Some(e),
-                    }
-                });
-                if let Some(e) = failed {
-                    return Err(exec_error(f, e));
-                }
-            }
-        }
-        let keys: Vec<(Option<String>, String)> = models.keys().cloned().collect();
-        let groups: Vec<ModelResponses> = models.into_values().collect();
+        let answers = answers_by_model(f, &bank, &matrices)?;
+        let keys: Vec<(Option<String>, String)> = answers.keys().cloned().collect();
+        let one_pl = self.model == IrtModel::OnePl;
+        let groups: Vec<ModelResponses> = answers
+            .into_values()
+            .map(|given| ModelResponses {
+                items: given
+                    .iter()
+                    .map(|&(_, item, _)| FixedItem {
+                        discrimination: if one_pl { 1.0 } else { item.discrimination },
+                        ..item
+                    })
+                    .collect(),
+                responses: given.iter().map(|&(_, _, y)| y).collect(),
+            })
+            .collect();
         let estimator = self.estimator;
         let scores =
             tokio::task::spawn_blocking(move || (score_models(&groups, estimator), groups))
@@ -190,6 +178,42 @@ impl LinkCall {
     async fn read_items(&self, ctx: &SessionContext) -> Result<ItemBank> {
         read_item_bank(ctx, self.function, &self.items).await
     }
+}
+
+/// (benchmark, model) -> each of its responses as (item_id, the item's parameters, correct),
+/// in a stable order.
+pub(crate) type AnswersByModel<'a> =
+    BTreeMap<(Option<String>, String), Vec<(&'a str, FixedItem, bool)>>;
+
+/// Every model's responses matched to the fitted items (the benchmark a response belongs to
+/// is the bank's); a response to an item the bank lacks is an error naming it.
+pub(crate) fn answers_by_model<'a>(
+    f: &str,
+    bank: &ItemBank,
+    matrices: &'a [(Option<String>, ResponseMatrix)],
+) -> Result<AnswersByModel<'a>> {
+    let mut answers = AnswersByModel::new();
+    for (benchmark, m) in matrices {
+        for (j, model_id) in m.models.iter().enumerate() {
+            let mut failed = None;
+            m.for_model(j, |i, correct| {
+                if failed.is_some() {
+                    return;
+                }
+                match bank.find(benchmark.as_deref(), &m.items[i]) {
+                    Ok((found, item)) => answers
+                        .entry((found, model_id.clone()))
+                        .or_default()
+                        .push((m.items[i].as_str(), item, correct)),
+                    Err(e) => failed = Some(e),
+                }
+            });
+            if let Some(e) = failed {
+                return Err(exec_error(f, e));
+            }
+        }
+    }
+    Ok(answers)
 }
 
 /// Fitted items from a table name or query: item_id, difficulty [, discrimination]

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use super::error::{exec_error, plan_error};
-use super::irt_linking::read_item_bank;
+use super::irt_linking::{answers_by_model, read_item_bank};
 use super::irt_source::{context, read_matrices};
 use super::lazy::{Job, LazyTable};
 use super::source::check_source_arg;
@@ -141,9 +141,6 @@ impl TableFunctionImpl for IrtNextItems {
     }
 }
 
-/// One model's answers within one benchmark: item ids, parameters, answers.
-type Answers = Vec<(String, FixedItem, bool)>;
-
 /// An output row: benchmark, model_id, rank, item_id, information, ability, ability_se,
 /// n_answered.
 type Row = (Option<String>, String, usize, String, f64, f64, f64, usize);
@@ -181,33 +178,13 @@ async fn next_items(
         ));
     }
     // Every (benchmark, model)'s answers so far.
-    let mut answers: BTreeMap<(Option<String>, String), Answers> = BTreeMap::new();
     let matrices = match read_matrices(ctx, f, responses, false).await?.finish() {
         Ok(m) => m,
         // No answers yet is a valid start when the models are named.
         Err(IrtError::Empty(_)) if !options.models.is_empty() => Vec::new(),
         Err(e) => return Err(exec_error(f, e)),
     };
-    for (benchmark, m) in &matrices {
-        for (j, model_id) in m.models.iter().enumerate() {
-            let mut failed = None;
-            m.for_model(j, |i, correct| {
-                if failed.is_some() {
-                    return;
-                }
-                match bank.find(benchmark.as_deref(), &m.items[i]) {
-                    Ok((found, item)) => answers
-                        .entry((found, model_id.clone()))
-                        .or_default()
-                        .push((m.items[i].clone(), item, correct)),
-                    Err(e) => failed = Some(e),
-                }
-            });
-            if let Some(e) = failed {
-                return Err(exec_error(f, e));
-            }
-        }
-    }
+    let mut answers = answers_by_model(f, &bank, &matrices)?;
     for model in &options.models {
         for benchmark in pools.keys() {
             answers
@@ -228,7 +205,7 @@ async fn next_items(
             posterior.observe(item, *correct);
         }
         let (theta, theta_se) = posterior.estimate();
-        let asked: HashSet<&str> = given.iter().map(|(id, _, _)| id.as_str()).collect();
+        let asked: HashSet<&str> = given.iter().map(|&(id, _, _)| id).collect();
         let pool_items: Vec<FixedItem> = pool.iter().map(|(_, item)| *item).collect();
         let mut left: Vec<usize> = (0..pool.len())
             .filter(|&i| !asked.contains(pool[i].0.as_str()))
