@@ -9,8 +9,10 @@
 # Spearman correlation of difficulties and of discriminations with girth's on the items whose
 # share correct lies in [0.02, 0.98] (outside it an item carries almost no information about its
 # slope), the same for discriminations on the items girth did not clamp to its bounds [0.2, 5],
-# the largest discrimination, the items with a < 0.1, and whether each fit converged.
-# About 5 minutes on 2 cores, most of it girth.
+# the largest discrimination, the items with a < 0.1, and whether each fit converged. Then a
+# third opinion: a textbook Bock-Aitkin EM in numpy (scripts/compare_irt.py numpy2pl: no priors,
+# no bounds, a fixed grid) as the reference for crossdiff and girth alike.
+# About 6 minutes on 2 cores, most of it girth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-target/compare-irt-2pl}
@@ -59,4 +61,9 @@ echo "crossdiff's fits, per benchmark: sweeps and convergence"
         UNION ALL SELECT 'mml', benchmark, max(iterations), bool_and(converged) FROM m GROUP BY benchmark
         ORDER BY method, benchmark"
 echo
+echo "Against girth's twopl_mml:"
 $PY report2pl "$WORK/fits/girth_2pl.parquet" "$WORK/fits/crossdiff_2pl_jml.parquet" "$WORK/fits/crossdiff_2pl_mml.parquet"
+echo
+echo "Against a textbook EM in numpy (no priors, no bounds; its b of items with a near 0 runs off, so read b on a >= 0.2):"
+$PY numpy2pl "$WORK/responses.parquet" "$WORK/fits/numpy_2pl.parquet"
+$PY report2pl "$WORK/fits/numpy_2pl.parquet" "$WORK/fits/crossdiff_2pl_jml.parquet" "$WORK/fits/crossdiff_2pl_mml.parquet" "$WORK/fits/girth_2pl.parquet"
