@@ -154,18 +154,18 @@ async fn next_items(
 ) -> Result<RecordBatch> {
     let f = DOC.name;
     let bank = read_item_bank(ctx, f, items).await?;
-    // The pool per benchmark, after the content filter.
-    let mut pools: BTreeMap<Option<String>, Vec<(String, FixedItem)>> = BTreeMap::new();
-    for (benchmark, id, item) in bank.items() {
+    // The pool per benchmark, after the content filter: item ids and their parameters.
+    let mut pools: BTreeMap<Option<String>, (Vec<&str>, Vec<FixedItem>)> = BTreeMap::new();
+    let bank_items = bank.items();
+    for &(benchmark, id, item) in &bank_items {
         if let Some(wanted) = &options.benchmarks {
             if !benchmark.is_some_and(|b| wanted.iter().any(|w| w == b)) {
                 continue;
             }
         }
-        pools
-            .entry(benchmark.map(str::to_string))
-            .or_default()
-            .push((id.to_string(), item));
+        let (ids, params) = pools.entry(benchmark.map(str::to_string)).or_default();
+        ids.push(id);
+        params.push(item);
     }
     if pools.is_empty() {
         return Err(exec_error(
@@ -197,7 +197,7 @@ async fn next_items(
     };
     let mut rows: Vec<Row> = Vec::new();
     for (stream, ((benchmark, model), given)) in answers.iter().enumerate() {
-        let Some(pool) = pools.get(benchmark) else {
+        let Some((pool_ids, pool_items)) = pools.get(benchmark) else {
             continue;
         };
         let mut posterior = Posterior::new(options.ability_mean, options.ability_sd);
@@ -206,9 +206,8 @@ async fn next_items(
         }
         let (theta, theta_se) = posterior.estimate();
         let asked: HashSet<&str> = given.iter().map(|&(id, _, _)| id).collect();
-        let pool_items: Vec<FixedItem> = pool.iter().map(|(_, item)| *item).collect();
-        let mut left: Vec<usize> = (0..pool.len())
-            .filter(|&i| !asked.contains(pool[i].0.as_str()))
+        let mut left: Vec<usize> = (0..pool_ids.len())
+            .filter(|&i| !asked.contains(pool_ids[i]))
             .collect();
         if left.is_empty() {
             let name = benchmark
@@ -225,7 +224,7 @@ async fn next_items(
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         rng.set_stream(stream as u64);
         for rank in 1..=options.n {
-            let Some(i) = selection.next(&pool_items, &left, theta, &mut rng) else {
+            let Some(i) = selection.next(pool_items, &left, theta, &mut rng) else {
                 break;
             };
             left.retain(|&x| x != i);
@@ -233,7 +232,7 @@ async fn next_items(
                 benchmark.clone(),
                 model.clone(),
                 rank,
-                pool[i].0.clone(),
+                pool_ids[i].to_string(),
                 information(&pool_items[i], theta),
                 theta,
                 theta_se,

@@ -186,26 +186,33 @@ pub fn replay_model(model: &AnsweredItems, options: &ReplayOptions, stream: u64)
     let longest = options.lengths.iter().copied().max().unwrap_or(0).min(n);
     let (mean, sd) = options.prior;
 
-    // Adaptive: one run to the longest length, read off at each.
+    // Adaptive: one run to the longest length, read off at each (lengths ascend; one past
+    // the pool reads the whole pool).
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     rng.set_stream(2 * stream);
     let mut posterior = Posterior::new(mean, sd);
+    let mut theta = posterior.estimate().0;
     let mut asked = vec![false; n];
     let mut left: Vec<usize> = (0..n).collect();
-    let mut readings = Vec::with_capacity(longest + 1);
-    readings.push(model.estimated_accuracy(&asked, posterior.estimate().0));
-    for _ in 0..longest {
-        let theta = posterior.estimate().0;
+    let mut pending = options.lengths.iter().map(|&l| l.min(n)).peekable();
+    for seen in 0..=longest {
+        while pending.next_if_eq(&seen).is_some() {
+            errors[0].push(model.estimated_accuracy(&asked, theta) - truth);
+        }
+        if seen == longest {
+            break;
+        }
         let Some(i) = options.selection.next(&model.items, &left, theta, &mut rng) else {
             break;
         };
         left.retain(|&x| x != i);
         asked[i] = true;
         posterior.observe(&model.items[i], model.responses[i]);
-        readings.push(model.estimated_accuracy(&asked, posterior.estimate().0));
+        theta = posterior.estimate().0;
     }
-    for &length in &options.lengths {
-        errors[0].push(readings[length.min(readings.len() - 1)] - truth);
+    // A pool that ran dry early reads its last state for the longer lengths.
+    for _ in pending {
+        errors[0].push(model.estimated_accuracy(&asked, theta) - truth);
     }
 
     // Random: one seeded order, its prefixes.

@@ -26,7 +26,10 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use rayon::prelude::*;
 
-use super::mml::{log_normal_density, node_rule, normalize_log, weighted_moments, MIN_SPREAD};
+use super::mml::{
+    log_normal_density, node_rule, normalize_log, rescale_centres, start_centres, weighted_moments,
+    MIN_SPREAD,
+};
 use super::progress::Progress;
 use super::quadrature::NormalRule;
 use super::summary::{abilities, extreme_flag, Counts, ItemPrior};
@@ -58,9 +61,35 @@ struct Item {
 }
 
 impl Item {
+    /// The item's response curve, its slope computed once.
+    fn curve(&self) -> Curve {
+        Curve {
+            a: self.alpha.exp(),
+            b: self.b,
+            g: self.g,
+            u: self.u,
+        }
+    }
+
+    #[cfg(test)]
+    fn p(&self, t: f64) -> f64 {
+        self.curve().p(t)
+    }
+}
+
+/// An item's probability of a correct answer as a function of the ability.
+#[derive(Debug, Clone, Copy)]
+struct Curve {
+    a: f64,
+    b: f64,
+    g: f64,
+    u: f64,
+}
+
+impl Curve {
     #[inline]
     fn p(&self, t: f64) -> f64 {
-        let s = sigmoid(self.alpha.exp() * (t - self.b));
+        let s = sigmoid(self.a * (t - self.b));
         (self.g + (self.u - self.g) * s).clamp(P_EPS, 1.0 - P_EPS)
     }
 }
@@ -121,11 +150,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             u: u0,
         })
         .collect();
-    let mut centre: Vec<(f64, f64)> = start_theta
-        .iter()
-        .zip(&counts.models)
-        .map(|(&t, &(n, _))| (t, 1.0 / (0.2 * n as f64 + 1.0).sqrt()))
-        .collect();
+    let mut centre = start_centres(&start_theta, &counts);
     let mut nodes = vec![0.0f64; m.n_models() * k];
     let mut weights = vec![0.0f64; m.n_models() * k];
 
@@ -165,9 +190,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             item.b = (item.b - mean) / spread;
             item.alpha += spread.ln();
         }
-        centre
-            .iter_mut()
-            .for_each(|c| *c = ((c.0 - mean) / spread, c.1 / spread));
+        rescale_centres(&mut centre, mean, spread);
         progress.tick(iterations, objective, started.elapsed());
         if (objective - previous).abs() < o.tolerance * n_responses {
             converged = true;
@@ -246,6 +269,7 @@ fn e_step(
     weights: &mut [f64],
 ) -> f64 {
     let k = rule.len();
+    let curves: Vec<Curve> = items.iter().map(Item::curve).collect();
     let per_model: Vec<f64> = centre
         .par_iter_mut()
         .zip(nodes.par_chunks_mut(k))
@@ -260,9 +284,9 @@ fn e_step(
                     + spread.ln();
             }
             m.for_model(j, |i, y| {
-                let item = &items[i];
+                let curve = &curves[i];
                 for q in 0..k {
-                    let p = item.p(t[q]);
+                    let p = curve.p(t[q]);
                     w[q] += if y { p.ln() } else { (1.0 - p).ln() };
                 }
             });
@@ -482,8 +506,9 @@ fn item_summary(
 ) -> (ItemParams, f64) {
     let (mut n, mut n_correct) = (0usize, 0usize);
     let (mut log_lik, mut sq_resid, mut info, mut sq_std) = (0.0, 0.0, 0.0, 0.0);
+    let curve = item.curve();
     m.for_item(i, |j, y| {
-        let p = item.p(theta[j]);
+        let p = curve.p(theta[j]);
         let yf = y as u8 as f64;
         n += 1;
         n_correct += y as usize;
@@ -493,7 +518,7 @@ fn item_summary(
         sq_std += (yf - p).powi(2) / (p * (1.0 - p));
     });
     let free = prior.free;
-    let a = item.alpha.exp();
+    let a = curve.a;
     let d = -a * item.b;
     // Expected information in (alpha, d, g, u) from the pooled responses, plus the priors'.
     let dim = 2 + free.guessing as usize + free.upper as usize;
@@ -501,14 +526,16 @@ fn item_summary(
     let (mut below, mut above) = (0.0, 0.0);
     for &(t, right, wrong) in &pooled.cells {
         let s = sigmoid(a * t + d);
-        let p = item.p(t);
+        let p = curve.p(t);
         let dz = (item.u - item.g) * s * (1.0 - s);
-        let mut grad = vec![dz * a * t, dz];
+        let mut grad = [dz * a * t, dz, 0.0, 0.0];
+        let mut next = 2;
         if free.guessing {
-            grad.push(1.0 - s);
+            grad[next] = 1.0 - s;
+            next += 1;
         }
         if free.upper {
-            grad.push(s);
+            grad[next] = s;
         }
         let weight = (right + wrong) / (p * (1.0 - p));
         for r in 0..dim {
@@ -542,7 +569,10 @@ fn item_summary(
             .sum()
     });
     let flag = extreme_flag(n_correct, n)
-        .or((item.alpha >= prior.item.max_alpha).then_some(Flag::MaxDiscrimination))
+        .or(prior
+            .item
+            .at_bound(item.alpha)
+            .then_some(Flag::MaxDiscrimination))
         .or((free.guessing && below < MIN_ASYMPTOTE_EVIDENCE).then_some(Flag::GuessingFromPrior))
         .or((free.upper && above < MIN_ASYMPTOTE_EVIDENCE).then_some(Flag::UpperFromPrior));
     let count = n.max(1) as f64;

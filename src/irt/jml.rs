@@ -149,18 +149,13 @@ fn guarded_two_pl_step(
     sums: &ItemSums,
     prior: &ItemPrior,
 ) -> (f64, f64) {
-    let step = slope_intercept_step(item, sums, prior);
     let current = sums.log_lik + prior.log_density(item, true);
-    let mut fraction = 1.0;
-    for _ in 0..MAX_HALVINGS {
-        let trial = step.at(fraction);
-        let s = item_step_sums(m, i, theta, exp_neg_theta, trial, true);
-        if s.log_lik + prior.log_density(trial, true) >= current {
-            return trial;
-        }
-        fraction *= 0.5;
-    }
-    item
+    slope_intercept_step(item, sums, prior)
+        .first_no_worse(current, MAX_HALVINGS, |trial| {
+            let s = item_step_sums(m, i, theta, exp_neg_theta, trial, true);
+            (s.log_lik + prior.log_density(trial, true), ())
+        })
+        .map_or(item, |accepted| accepted.point)
 }
 
 /// The likelihood does not change when every theta and b move by the same amount (and, for

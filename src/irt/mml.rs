@@ -50,6 +50,24 @@ pub(super) fn node_rule(o: &FitOptions) -> Result<NormalRule> {
     Ok(NormalRule::gauss_hermite(points))
 }
 
+/// Each model's first node centre and spread: its starting ability, and a spread that
+/// narrows with its number of responses.
+pub(super) fn start_centres(start_theta: &[f64], counts: &Counts) -> Vec<(f64, f64)> {
+    start_theta
+        .iter()
+        .zip(&counts.models)
+        .map(|(&t, &(n, _))| (t, 1.0 / (0.2 * n as f64 + 1.0).sqrt()))
+        .collect()
+}
+
+/// The node centres on the scale where the population's `mean` is 0 and `scale` is 1 (the
+/// parameter expansion's fold).
+pub(super) fn rescale_centres(centre: &mut [(f64, f64)], mean: f64, scale: f64) {
+    centre
+        .iter_mut()
+        .for_each(|c| *c = ((c.0 - mean) / scale, c.1 / scale));
+}
+
 /// Mean and standard deviation of `points` under `weights` that sum to `total`.
 pub(super) fn weighted_moments(points: &[f64], weights: &[f64], total: f64) -> (f64, f64) {
     let mean = points.iter().zip(weights).map(|(t, w)| w * t).sum::<f64>() / total;
@@ -73,11 +91,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
     let mut items: Vec<(f64, f64)> = start_b.into_iter().map(|b| (b, 0.0)).collect();
     let mut sigma = 1.0f64;
     // Each model's posterior mean and spread: the centre and scale of its nodes.
-    let mut centre: Vec<(f64, f64)> = start_theta
-        .iter()
-        .zip(&counts.models)
-        .map(|(&t, &(n, _))| (t, 1.0 / (0.2 * n as f64 + 1.0).sqrt()))
-        .collect();
+    let mut centre = start_centres(&start_theta, &counts);
     // Nodes and posterior weights, model-major, k per model.
     let mut nodes = vec![0.0f64; m.n_models() * k];
     let mut weights = vec![0.0f64; m.n_models() * k];
@@ -143,9 +157,7 @@ pub fn fit(m: &ResponseMatrix, o: &FitOptions) -> Result<Fit> {
             *b = (*b - mean) / scale;
             *alpha += scale.ln();
         });
-        centre
-            .iter_mut()
-            .for_each(|c| *c = ((c.0 - mean) / scale, c.1 / scale));
+        rescale_centres(&mut centre, mean, scale);
         if !two_pl {
             sigma = spread;
         }
@@ -372,19 +384,14 @@ fn two_pl_m_step(
         if step.size() < NEWTON_TOL {
             break;
         }
-        let mut fraction = 1.0;
-        let mut moved = false;
-        for _ in 0..MAX_HALVINGS {
-            let trial = step.at(fraction);
+        let Some(accepted) = step.first_no_worse(best, MAX_HALVINGS, |trial| {
             let s = item_node_sums(m, i, trial, at, true);
-            let v = value(trial, &s);
-            if v >= best {
-                (item, sums, best, moved) = (trial, s, v, true);
-                break;
-            }
-            fraction *= 0.5;
-        }
-        if !moved || step.size() * fraction < NEWTON_TOL {
+            (value(trial, &s), s)
+        }) else {
+            break;
+        };
+        (item, sums, best) = (accepted.point, accepted.extra, accepted.value);
+        if step.size() * accepted.fraction < NEWTON_TOL {
             break;
         }
     }

@@ -35,6 +35,11 @@ impl ItemPrior {
         }
     }
 
+    /// Whether a slope has reached the bound.
+    pub fn at_bound(&self, alpha: f64) -> bool {
+        alpha >= self.max_alpha
+    }
+
     /// The largest factor every slope may be multiplied by and stay within the bound (at
     /// least 1: a slope past the bound is brought back by the next item step, not here).
     pub fn room_to_bound(&self, alphas: impl Iterator<Item = f64>) -> f64 {
@@ -381,7 +386,7 @@ pub(super) fn item_params(
                 },
                 outfit: s.sq_std_resid / n,
                 flag: extreme_flag(s.n_correct, s.n)
-                    .or((two_pl && alpha >= prior.max_alpha).then_some(Flag::MaxDiscrimination)),
+                    .or((two_pl && prior.at_bound(alpha)).then_some(Flag::MaxDiscrimination)),
             }
         })
         .collect()
@@ -508,6 +513,41 @@ impl SlopeInterceptStep {
     pub fn size(&self) -> f64 {
         self.d_alpha.abs().max(self.d_d.abs())
     }
+
+    /// The first point along the step, whole and then halved up to `halvings` times, whose
+    /// value (by `value`, which also returns what it computed there) is at least `current`;
+    /// `None` when every trial falls short.
+    pub fn first_no_worse<T>(
+        &self,
+        current: f64,
+        halvings: usize,
+        value: impl Fn((f64, f64)) -> (f64, T),
+    ) -> Option<Accepted<T>> {
+        let mut fraction = 1.0;
+        for _ in 0..halvings {
+            let point = self.at(fraction);
+            let (v, extra) = value(point);
+            if v >= current {
+                return Some(Accepted {
+                    point,
+                    value: v,
+                    extra,
+                    fraction,
+                });
+            }
+            fraction *= 0.5;
+        }
+        None
+    }
+}
+
+/// A point a halved step accepted (see [`SlopeInterceptStep::first_no_worse`]).
+pub(super) struct Accepted<T> {
+    pub point: (f64, f64),
+    pub value: f64,
+    pub extra: T,
+    /// The share of the whole step taken.
+    pub fraction: f64,
 }
 
 pub(super) fn slope_intercept_step(
@@ -523,7 +563,7 @@ pub(super) fn slope_intercept_step(
     let det = i_aa * i_dd - i_ad * i_ad;
     // b = -d e^-alpha: db/dalpha = -b, db/dd = -1/a.
     let var_b_hat = (b * b * i_dd - 2.0 * b / a * i_ad + i_aa / (a * a)) / det;
-    let (d_alpha, d_d) = if alpha >= prior.max_alpha && g_alpha > 0.0 {
+    let (d_alpha, d_d) = if prior.at_bound(alpha) && g_alpha > 0.0 {
         (0.0, g_d / i_dd)
     } else {
         (
